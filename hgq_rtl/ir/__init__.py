@@ -1,0 +1,27 @@
+"""The frozen integer model (IR): formats, layers, save/load and the pure-integer reference.
+
+Imports only numpy and the standard library, so other tools can read and write it.
+"""
+
+from .fixed import Activation, FixedFormat, Overflow, RoundMode
+from .io import IRFormatError, load, save
+from .model import DenseLayer, IRModel, TensorFormat
+from .reference import ebops, predict, quantize_input, run, run_all
+
+__all__ = [
+    "Activation",
+    "DenseLayer",
+    "FixedFormat",
+    "IRFormatError",
+    "IRModel",
+    "Overflow",
+    "RoundMode",
+    "TensorFormat",
+    "ebops",
+    "load",
+    "predict",
+    "quantize_input",
+    "run",
+    "run_all",
+    "save",
+]

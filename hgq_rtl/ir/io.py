@@ -1,0 +1,229 @@
+"""Saving and loading the IR as ``model.json`` + ``weights.npz`` (format: docs/ir.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .fixed import Activation, Overflow, RoundMode
+from .model import DenseLayer, IRModel, TensorFormat
+
+SCHEMA = "hgq-rtl-ir"
+SCHEMA_VERSION = 1
+MODEL_FILE = "model.json"
+WEIGHTS_FILE = "weights.npz"
+
+
+class IRFormatError(ValueError):
+    """A model folder that cannot be read as an hgq-rtl IR."""
+
+
+def array_sha256(array: np.ndarray) -> str:
+    """Hash of an array's dtype, shape and little-endian bytes (independent of the NPZ writer)."""
+    array = np.ascontiguousarray(array)
+    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(array.astype(array.dtype.newbyteorder("<")).tobytes())
+    return digest.hexdigest()
+
+
+def _format_arrays(prefix: str, fmt: TensorFormat) -> dict[str, np.ndarray]:
+    return {
+        f"{prefix}.signed": fmt.signed.astype(np.int8),
+        f"{prefix}.int_bits": fmt.int_bits.astype(np.int64),
+        f"{prefix}.frac_bits": fmt.frac_bits.astype(np.int64),
+    }
+
+
+def to_arrays(ir: IRModel) -> dict[str, np.ndarray]:
+    """Every integer array of the model, keyed as in ``weights.npz``."""
+    arrays = _format_arrays("input", ir.input)
+    for layer in ir.layers:
+        arrays[f"{layer.name}.weight"] = layer.weight
+        arrays[f"{layer.name}.weight_frac_bits"] = layer.weight_frac_bits
+        arrays[f"{layer.name}.bias"] = layer.bias
+        arrays[f"{layer.name}.bias_frac_bits"] = layer.bias_frac_bits
+        arrays.update(_format_arrays(f"{layer.name}.output", layer.output))
+    return arrays
+
+
+def to_json(ir: IRModel, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The ``model.json`` document of ``ir``."""
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "name": ir.name,
+        "input": {"size": ir.input.size, "overflow": ir.input_overflow.value},
+        "layers": [
+            {
+                "name": layer.name,
+                "type": layer.kind,
+                "in_features": layer.in_features,
+                "out_features": layer.out_features,
+                "activation": layer.activation.value,
+                "round_mode": layer.round_mode.value,
+                "overflow": layer.overflow.value,
+            }
+            for layer in ir.layers
+        ],
+        "arrays": {key: array_sha256(value) for key, value in sorted(arrays.items())},
+        "metadata": ir.metadata,
+    }
+
+
+def save(ir: IRModel, folder: str | Path) -> Path:
+    """Write ``folder/model.json`` and ``folder/weights.npz`` atomically; returns the folder.
+
+    The folder is built beside its destination and renamed into place, so a failure never
+    leaves a half-written model behind. An existing folder is replaced.
+    """
+    folder = Path(folder)
+    arrays = to_arrays(ir)
+    document = to_json(ir, arrays)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        np.savez(tmp / WEIGHTS_FILE, **arrays)
+        (tmp / MODEL_FILE).write_text(json.dumps(document, indent=2) + "\n")
+        replace_folder(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def replace_folder(tmp: Path, folder: Path) -> None:
+    """Move a finished temporary folder onto ``folder`` (replacing an existing one)."""
+    if folder.exists():
+        old = folder.with_name(f".{folder.name}.old.{os.getpid()}")
+        folder.rename(old)
+        tmp.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(folder)
+
+
+def load(folder: str | Path) -> IRModel:
+    """Read an IR folder written by :func:`save` (or by any tool following docs/ir.md).
+
+    Raises
+    ------
+    IRFormatError
+        With one line naming the problem: missing files, malformed JSON, a wrong schema or
+        version, missing or corrupted arrays (hash mismatch), or an inconsistent model.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise IRFormatError(f"model folder {folder} does not exist")
+    document = _read_json(folder / MODEL_FILE)
+    arrays = _read_arrays(folder / WEIGHTS_FILE)
+    try:
+        return _from_documents(document, arrays)
+    except IRFormatError:
+        raise
+    except (ValueError, TypeError, KeyError) as error:
+        raise IRFormatError(f"{folder / MODEL_FILE}: {_message(error)}") from error
+
+
+def _message(error: Exception) -> str:
+    return str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise IRFormatError(f"{path} is missing")
+    try:
+        document = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise IRFormatError(f"{path} is not valid JSON ({error})") from error
+    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
+        raise IRFormatError(f"{path} is not an hgq-rtl IR file (schema must be {SCHEMA!r})")
+    version = document.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise IRFormatError(
+            f"{path} has schema_version {version!r}; this hgq-rtl reads version {SCHEMA_VERSION}"
+        )
+    return document
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise IRFormatError(f"{path} is missing")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise IRFormatError(f"{path} is not a readable NPZ file ({error})") from error
+
+
+def _from_documents(document: dict[str, Any], arrays: dict[str, np.ndarray]) -> IRModel:
+    hashes = document["arrays"]
+    if not isinstance(hashes, dict):
+        raise IRFormatError("model.json: 'arrays' must map array names to sha256 hashes")
+    for key, expected in hashes.items():
+        if key not in arrays:
+            raise IRFormatError(f"weights.npz lacks the array {key!r}")
+        if array_sha256(arrays[key]) != expected:
+            raise IRFormatError(f"weights.npz array {key!r} does not match its sha256 in model.json")
+
+    def array(key: str) -> np.ndarray:
+        if key not in hashes:
+            raise IRFormatError(f"model.json lists no array {key!r}")
+        return arrays[key]
+
+    def fmt(prefix: str) -> TensorFormat:
+        return TensorFormat(
+            array(f"{prefix}.signed"), array(f"{prefix}.int_bits"), array(f"{prefix}.frac_bits")
+        )
+
+    layers = []
+    for entry in document["layers"]:
+        if entry.get("type") != "dense":
+            raise IRFormatError(
+                f"layer {entry.get('name')!r} has unknown type {entry.get('type')!r} "
+                "(supported: dense)"
+            )
+        name = entry["name"]
+        layers.append(
+            DenseLayer(
+                name=name,
+                weight=array(f"{name}.weight"),
+                weight_frac_bits=array(f"{name}.weight_frac_bits"),
+                bias=array(f"{name}.bias"),
+                bias_frac_bits=array(f"{name}.bias_frac_bits"),
+                output=fmt(f"{name}.output"),
+                activation=Activation(entry["activation"]),
+                round_mode=RoundMode(entry["round_mode"]),
+                overflow=Overflow(entry["overflow"]),
+            )
+        )
+        for key, size in (("in_features", layers[-1].in_features), ("out_features", None)):
+            declared = entry.get(key)
+            actual = size if size is not None else layers[-1].out_features
+            if declared != actual:
+                raise IRFormatError(f"layer {name!r} declares {key}={declared}, arrays give {actual}")
+    input_entry = document["input"]
+    model = IRModel(
+        name=document["name"],
+        input=fmt("input"),
+        layers=tuple(layers),
+        input_overflow=Overflow(input_entry.get("overflow", "SAT")),
+        metadata=document.get("metadata", {}),
+    )
+    if input_entry.get("size") != model.input.size:
+        raise IRFormatError(
+            f"input declares size {input_entry.get('size')}, arrays give {model.input.size}"
+        )
+    return model
+
+
+def model_sha256(folder: str | Path) -> str:
+    """Hash identifying a saved model: sha256 of its ``model.json`` bytes (which hash the arrays)."""
+    return hashlib.sha256((Path(folder) / MODEL_FILE).read_bytes()).hexdigest()

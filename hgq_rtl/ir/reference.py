@@ -1,0 +1,122 @@
+"""Pure-integer numpy reference of an :class:`IRModel`: the oracle for every tier."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .fixed import Activation, RoundMode, bit_span, overflow, shift_round
+from .model import DenseLayer, IRModel, TensorFormat, accumulator_frac_bits
+
+
+def quantize_input(ir: IRModel, x: np.ndarray) -> np.ndarray:
+    """Real-valued inputs ``(n, features)`` to the integers the hardware receives.
+
+    Rounds to each element's fractional bits (ties up, as the torch input quantizer does in
+    float64) and applies the model's input overflow mode.
+    """
+    x = np.asarray(x, np.float64)
+    if x.ndim != 2 or x.shape[1] != ir.input.size:
+        raise ValueError(f"inputs must have shape (n, {ir.input.size}), not {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("inputs contain NaN or inf")
+    scaled = np.floor(np.ldexp(x, ir.input.frac_bits[None, :]) + 0.5)
+    limit = 2.0**62
+    scaled = np.clip(scaled, -limit, limit).astype(np.int64)
+    return overflow(scaled, ir.input.signed, ir.input.width, ir.input_overflow)
+
+
+def to_real(fmt: TensorFormat, values: np.ndarray) -> np.ndarray:
+    """Integers of ``fmt`` to their real values (exact in float64 up to 53 bits)."""
+    return np.ldexp(np.asarray(values, np.float64), -fmt.frac_bits)
+
+
+def check_inputs(fmt: TensorFormat, values: np.ndarray, what: str = "inputs") -> np.ndarray:
+    """Validate that ``values`` are integers of shape ``(n, fmt.size)`` within their formats."""
+    values = np.asarray(values)
+    if values.ndim != 2 or values.shape[1] != fmt.size:
+        raise ValueError(f"{what} must have shape (n, {fmt.size}), not {values.shape}")
+    if not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(f"{what} must be integers, not {values.dtype}")
+    values = values.astype(np.int64)
+    lo, hi = fmt.int_range()
+    bad = (values < lo) | (values > hi)
+    if bad.any():
+        n, j = np.argwhere(bad)[0]
+        raise ValueError(
+            f"{what}[{n}, {j}] = {values[n, j]} lies outside its format's range [{lo[j]}, {hi[j]}]"
+        )
+    return values
+
+
+def dense_accumulate(layer: DenseLayer, fmt: TensorFormat, x: np.ndarray) -> tuple:
+    """Accumulators of ``layer`` on integer inputs ``x`` and their fractional bits."""
+    frac = accumulator_frac_bits(layer, fmt)
+    live = (layer.weight != 0) & (fmt.width[None, :] > 0)
+    shift = np.where(live, frac[:, None] - layer.weight_frac_bits - fmt.frac_bits[None, :], 0)
+    coefficients = np.where(live, layer.weight << shift, 0)
+    bias = np.where(layer.bias != 0, layer.bias << np.maximum(frac - layer.bias_frac_bits, 0), 0)
+    return x @ coefficients.T + bias[None, :], frac
+
+
+def run_layer(layer: DenseLayer, fmt: TensorFormat, x: np.ndarray) -> np.ndarray:
+    """One layer on integer inputs of format ``fmt``; returns integers of ``layer.output``."""
+    acc, frac = dense_accumulate(layer, fmt, x)
+    out = shift_round(acc, (frac - layer.output.frac_bits)[None, :], layer.round_mode)
+    if layer.activation is Activation.RELU:
+        out = np.maximum(out, 0)
+    return overflow(out, layer.output.signed, layer.output.width, layer.overflow)
+
+
+def run_all(ir: IRModel, x: np.ndarray) -> list[np.ndarray]:
+    """Integer outputs of every layer for integer inputs ``x`` of shape ``(n, inputs)``."""
+    x = check_inputs(ir.input, x)
+    outputs = []
+    for layer, fmt in zip(ir.layers, ir.input_formats(), strict=True):
+        x = run_layer(layer, fmt, x)
+        outputs.append(x)
+    return outputs
+
+
+def run(ir: IRModel, x: np.ndarray) -> np.ndarray:
+    """Integer outputs of the model for integer inputs ``x`` of shape ``(n, inputs)``."""
+    return run_all(ir, x)[-1]
+
+
+def predict(ir: IRModel, x_real: np.ndarray) -> np.ndarray:
+    """Class index (arg-max of the real output values) for real-valued inputs."""
+    out = run(ir, quantize_input(ir, x_real))
+    return np.argmax(to_real(ir.output, out), axis=1)
+
+
+def layer_ebops(layer: DenseLayer, fmt: TensorFormat) -> int:
+    """Exact EBOPs of one layer: sum over products of bits(weight) * width(input)."""
+    return int((bit_span(layer.weight) * fmt.width[None, :]).sum())
+
+
+def ebops(ir: IRModel) -> int:
+    """Exact EBOPs of the model (sum over every constant multiplication)."""
+    return sum(
+        layer_ebops(layer, fmt) for layer, fmt in zip(ir.layers, ir.input_formats(), strict=True)
+    )
+
+
+def random_inputs(fmt: TensorFormat, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` integer vectors drawn uniformly over each element's full range."""
+    lo, hi = fmt.int_range()
+    return rng.integers(lo, hi + 1, size=(n, fmt.size), dtype=np.int64, endpoint=False)
+
+
+__all__ = [
+    "RoundMode",
+    "check_inputs",
+    "dense_accumulate",
+    "ebops",
+    "layer_ebops",
+    "predict",
+    "quantize_input",
+    "random_inputs",
+    "run",
+    "run_all",
+    "run_layer",
+    "to_real",
+]

@@ -1,0 +1,213 @@
+"""HGQ quantizers: one learnable number of fractional bits per element.
+
+Forward: ``x_q = R(x * 2**f) * 2**-f`` with ``f = round(f_real)``. Both roundings are
+straight-through (``y + (R(y) - y).detach()``), which gives exactly HGQ's gradients:
+``d x_q / d x = 1`` and ``d x_q / d f = -ln2 * (x_q - x)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .ir.fixed import Overflow, RoundMode
+
+#: Fractional bits are kept inside this range during training (see :func:`clamp_frac_bits`).
+FRAC_BITS_LIMITS = (-16.0, 24.0)
+
+
+def round_ste(y: torch.Tensor) -> torch.Tensor:
+    """Round half up (``floor(y + 1/2)``) forward, identity backward."""
+    return y + (torch.floor(y + 0.5) - y).detach()
+
+
+def floor_ste(y: torch.Tensor) -> torch.Tensor:
+    """Floor forward, identity backward."""
+    return y + (torch.floor(y) - y).detach()
+
+
+_ROUNDERS = {RoundMode.RND: round_ste, RoundMode.TRN: floor_ste}
+
+
+def quantize(x: torch.Tensor, frac_bits: torch.Tensor, round_mode: RoundMode) -> torch.Tensor:
+    """``R(x * 2**f) * 2**-f`` with straight-through gradients for ``x`` and ``f``.
+
+    ``frac_bits`` must already be integer-valued (use :func:`round_ste` on the parameter).
+    """
+    scale = torch.exp2(frac_bits)
+    return _ROUNDERS[round_mode](x * scale) / scale
+
+
+def ceil_log2(values: torch.Tensor) -> torch.Tensor:
+    """Exact ``ceil(log2(v))`` for positive ``v`` (``-inf`` where ``v == 0``), no gradient."""
+    mantissa, exponent = torch.frexp(values)
+    result = torch.where(mantissa == 0.5, exponent - 1, exponent).to(values.dtype)
+    return torch.where(values > 0, result, torch.full_like(values, float("-inf")))
+
+
+def range_int_bits(
+    low: torch.Tensor, high: torch.Tensor, frac_bits: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sign and integer bits that hold every quantized value in ``[low, high]`` exactly.
+
+    ``int_bits = max(ceil(log2|low|), ceil(log2(high + 2**-f)))`` and ``signed = low < 0``.
+    An element that was only ever 0 gets ``int_bits = -f``: width 0, the constant 0.
+    """
+    signed = low < 0
+    neg = torch.where(signed, ceil_log2(-low), torch.full_like(low, float("-inf")))
+    pos = torch.where(high > 0, ceil_log2(high + torch.exp2(-frac_bits)), torch.full_like(high, float("-inf")))
+    int_bits = torch.maximum(neg, pos)
+    int_bits = torch.where(torch.isinf(int_bits), -frac_bits, int_bits)
+    return signed, int_bits
+
+
+def apply_overflow(
+    x_q: torch.Tensor,
+    frac_bits: torch.Tensor,
+    signed: torch.Tensor,
+    int_bits: torch.Tensor,
+    mode: Overflow,
+) -> torch.Tensor:
+    """Wrap or saturate quantized values into ``(signed, int_bits, frac_bits)``.
+
+    The result's gradient passes straight through (overflow only happens on data that the
+    calibration did not see).
+    """
+    width = signed.to(x_q.dtype) + int_bits + frac_bits
+    scale = torch.exp2(frac_bits)
+    m = x_q * scale
+    lo = torch.where(signed, -torch.exp2(width - 1), torch.zeros_like(width))
+    hi = torch.where(signed, torch.exp2(width - 1), torch.exp2(width)) - 1
+    if mode is Overflow.SAT:
+        out = torch.minimum(torch.maximum(m, lo), hi)
+    else:
+        out = torch.remainder(m - lo, torch.exp2(width)) + lo
+    out = torch.where(width > 0, out, torch.zeros_like(out))
+    return x_q + (out / scale - x_q).detach()
+
+
+class WeightQuantizer(nn.Module):
+    """Per-element fractional bits for a constant tensor; integer bits follow from each value."""
+
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        *,
+        init_bits: int = 8,
+        round_mode: RoundMode = RoundMode.RND,
+    ) -> None:
+        super().__init__()
+        if not isinstance(round_mode, RoundMode):
+            raise TypeError(f"round_mode must be a RoundMode, not {round_mode!r}")
+        if init_bits < 1:
+            raise ValueError(f"init_bits must be >= 1, not {init_bits}")
+        self.round_mode = round_mode
+        with torch.no_grad():
+            magnitude = weight.detach().abs().clamp_min(2.0**-12)
+            int_bits = torch.floor(torch.log2(magnitude)) + 1
+            init = (init_bits - int_bits).clamp(*FRAC_BITS_LIMITS)
+        self.frac_bits = nn.Parameter(init.to(torch.float32))
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return quantize(weight, round_ste(self.frac_bits), self.round_mode)
+
+    def bits(self, weight_q: torch.Tensor) -> torch.Tensor:
+        """Differentiable bit count per element: ``relu(floor(log2|w_q|) + 1 + f)``; 0 for 0."""
+        magnitude = weight_q.abs()
+        nonzero = magnitude > 0
+        safe = torch.where(nonzero, magnitude, torch.ones_like(magnitude))
+        bits = floor_ste(torch.log2(safe)) + 1 + round_ste(self.frac_bits)
+        return torch.where(nonzero, torch.relu(bits), torch.zeros_like(bits))
+
+
+class ActivationQuantizer(nn.Module):
+    """Per-element fractional bits for a data tensor; sign and integer bits from observed ranges.
+
+    In training mode, the running min/max of the quantized values are recorded (reset each
+    epoch with :meth:`reset_ranges`). :meth:`calibrate` fixes sign and integer bits from the
+    recorded ranges; from then on, eval-mode forwards apply the overflow mode, exactly like the
+    hardware does.
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, ...] | int,
+        *,
+        init_frac_bits: float = 6.0,
+        round_mode: RoundMode = RoundMode.RND,
+        overflow: Overflow = Overflow.WRAP,
+    ) -> None:
+        super().__init__()
+        if not isinstance(round_mode, RoundMode):
+            raise TypeError(f"round_mode must be a RoundMode, not {round_mode!r}")
+        if not isinstance(overflow, Overflow):
+            raise TypeError(f"overflow must be an Overflow, not {overflow!r}")
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        self.round_mode = round_mode
+        self.overflow = overflow
+        self.frac_bits = nn.Parameter(torch.full(shape, float(init_frac_bits)))
+        self.register_buffer("low", torch.full(shape, float("inf")))
+        self.register_buffer("high", torch.full(shape, float("-inf")))
+        self.register_buffer("calibrated", torch.tensor(False))
+        self.register_buffer("signed", torch.zeros(shape, dtype=torch.bool))
+        self.register_buffer("int_bits", torch.zeros(shape))
+        self.observing = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        frac_bits = round_ste(self.frac_bits)
+        x_q = quantize(x, frac_bits, self.round_mode)
+        if self.training or self.observing:
+            self._observe(x_q.detach())
+        elif bool(self.calibrated):
+            x_q = apply_overflow(
+                x_q, frac_bits.detach(), self.signed, self.int_bits.to(x_q.dtype), self.overflow
+            )
+        return x_q
+
+    @torch.no_grad()
+    def _observe(self, x_q: torch.Tensor) -> None:
+        flat = x_q.reshape(-1, *self.low.shape)
+        self.low.copy_(torch.minimum(self.low, flat.min(dim=0).values.to(self.low.dtype)))
+        self.high.copy_(torch.maximum(self.high, flat.max(dim=0).values.to(self.high.dtype)))
+
+    @torch.no_grad()
+    def reset_ranges(self) -> None:
+        """Forget the observed ranges (the trainer calls this at the start of every epoch)."""
+        self.low.fill_(float("inf"))
+        self.high.fill_(float("-inf"))
+
+    def observed_format(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(signed, int_bits, frac_bits)`` covering the ranges observed so far (no gradient)."""
+        frac_bits = torch.floor(self.frac_bits.detach() + 0.5)
+        low = torch.where(torch.isinf(self.low), torch.zeros_like(self.low), self.low)
+        high = torch.where(torch.isinf(self.high), torch.zeros_like(self.high), self.high)
+        signed, int_bits = range_int_bits(low.double(), high.double(), frac_bits.double())
+        return signed, int_bits.to(frac_bits.dtype), frac_bits
+
+    @torch.no_grad()
+    def calibrate(self) -> None:
+        """Fix sign and integer bits from the observed ranges; eval forwards then overflow."""
+        signed, int_bits, _ = self.observed_format()
+        self.signed.copy_(signed)
+        self.int_bits.copy_(int_bits)
+        self.calibrated.fill_(True)
+
+    def bits(self) -> torch.Tensor:
+        """Differentiable width per element, ``relu(signed + int_bits + f)``.
+
+        Sign and integer bits come from the observed ranges (no gradient), ``f`` carries the
+        gradient.
+        """
+        signed, int_bits, _ = self.observed_format()
+        frac_bits = round_ste(self.frac_bits)
+        width = signed.to(frac_bits.dtype) + int_bits + frac_bits
+        seen = torch.isfinite(self.low) & ((self.low != 0) | (self.high != 0))
+        return torch.where(seen, torch.relu(width), torch.zeros_like(width))
+
+
+def clamp_frac_bits(module: nn.Module) -> None:
+    """Keep every quantizer's fractional bits inside :data:`FRAC_BITS_LIMITS` (after a step)."""
+    with torch.no_grad():
+        for sub in module.modules():
+            if isinstance(sub, WeightQuantizer | ActivationQuantizer):
+                sub.frac_bits.clamp_(*FRAC_BITS_LIMITS)

@@ -1,0 +1,172 @@
+"""Shift-and-add plans for constant dot products, with exact range analysis.
+
+Each output ``i`` of a dense layer is ``acc_i = sum_j w_ij * x_j * 2**s_ij + bias_i`` (all in units
+of the accumulator's least significant bit). Every weight is written in canonical signed digits
+(CSD), each non-zero digit becomes one shifted, possibly negated, copy of ``x_j``, and the copies
+are summed in a balanced tree, level by level. Because every node is a known linear function of
+the independent inputs, its exact range (and so its exact width) follows from the input ranges.
+
+This module is pure Python: it describes the arithmetic; :mod:`rtl_gen.components` builds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import count
+
+from hgq_rtl.ir.fixed import bits_for_range
+
+
+def csd(value: int) -> list[tuple[int, int]]:
+    """Canonical signed-digit form of ``value``: ``[(position, +1 or -1), ...]``, LSB first.
+
+    No two non-zero digits are adjacent, so the number of digits is minimal; ``0`` gives ``[]``.
+    """
+    digits = []
+    position = 0
+    while value != 0:
+        if value & 1:
+            digit = 2 - (value & 3)  # +1 when value % 4 == 1, -1 when value % 4 == 3
+            value -= digit
+            digits.append((position, digit))
+        value >>= 1
+        position += 1
+    return digits
+
+
+@dataclass(eq=False)
+class Node:
+    """A value in the tree: ``value = (-1 if negative else 1) * (expr << shift)``.
+
+    ``coefficients`` and ``constant`` give ``value = sum_j c_j x_j + constant`` exactly;
+    ``lo``/``hi`` bound ``expr`` (the integer the hardware signal holds).
+    """
+
+    kind: str  # "input", "const" or "add"
+    shift: int
+    negative: bool
+    coefficients: dict[int, int]
+    constant: int
+    lo: int = 0
+    hi: int = 0
+    operands: tuple[Node, ...] = ()
+    subtract: bool = False  # for "add": expr = operands[0] - operands[1]
+    input_index: int = -1
+    ident: int = field(default_factory=count().__next__)
+
+    @property
+    def signed(self) -> bool:
+        return bits_for_range(self.lo, self.hi)[0]
+
+    @property
+    def width(self) -> int:
+        return bits_for_range(self.lo, self.hi)[1]
+
+
+class RangeModel:
+    """Exact value ranges of linear functions of independent integer inputs."""
+
+    def __init__(self, input_lo: list[int], input_hi: list[int]) -> None:
+        self.input_lo = input_lo
+        self.input_hi = input_hi
+
+    def value_range(self, coefficients: dict[int, int], constant: int) -> tuple[int, int]:
+        lo = hi = constant
+        for j, c in coefficients.items():
+            a, b = c * self.input_lo[j], c * self.input_hi[j]
+            lo += min(a, b)
+            hi += max(a, b)
+        return lo, hi
+
+    def finish(self, node: Node) -> Node:
+        """Set ``node.lo``/``node.hi`` from its linear function."""
+        lo, hi = self.value_range(node.coefficients, node.constant)
+        if node.negative:
+            lo, hi = -hi, -lo
+        node.lo, node.hi = lo >> node.shift, hi >> node.shift
+        return node
+
+    def leaf(self, j: int, shift: int, digit: int) -> Node:
+        return self.finish(
+            Node("input", shift, digit < 0, {j: digit << shift}, 0, input_index=j)
+        )
+
+    def const(self, value: int) -> Node:
+        magnitude = abs(value)
+        shift = (magnitude & -magnitude).bit_length() - 1 if magnitude else 0
+        return self.finish(Node("const", shift, value < 0, {}, value))
+
+    def add(self, a: Node, b: Node) -> Node:
+        """Sum of two nodes; a positive and a negative node become one subtraction."""
+        coefficients = dict(a.coefficients)
+        for j, c in b.coefficients.items():
+            coefficients[j] = coefficients.get(j, 0) + c
+        coefficients = {j: c for j, c in coefficients.items() if c}
+        shift = min(a.shift, b.shift)
+        if a.negative == b.negative:
+            node = Node("add", shift, a.negative, coefficients, a.constant + b.constant, operands=(a, b))
+        else:
+            positive, negative = (a, b) if b.negative else (b, a)
+            node = Node(
+                "add",
+                shift,
+                False,
+                coefficients,
+                a.constant + b.constant,
+                operands=(positive, negative),
+                subtract=True,
+            )
+        return self.finish(node)
+
+
+@dataclass
+class SumPlan:
+    """The balanced tree summing one accumulator, as a list of levels of live nodes.
+
+    ``levels[0]`` are the leaves; ``levels[k]`` the nodes after ``k`` adder levels (a node that
+    had no partner is carried over unchanged). ``levels[-1]`` holds exactly one node, the root.
+    """
+
+    levels: list[list[Node]]
+
+    @property
+    def depth(self) -> int:
+        return len(self.levels) - 1
+
+    @property
+    def root(self) -> Node:
+        return self.levels[-1][0]
+
+    def adders(self) -> list[Node]:
+        return [n for level in self.levels[1:] for n in level if n.kind == "add" and n.operands]
+
+
+def plan_sum(ranges: RangeModel, leaves: list[Node]) -> SumPlan:
+    """Sum ``leaves`` in a balanced tree.
+
+    Each level sorts its nodes by (shift, width) and pairs neighbours, so operands with similar
+    alignment meet and adders stay narrow.
+    """
+    if not leaves:
+        leaves = [ranges.const(0)]
+    levels = [list(leaves)]
+    while len(levels[-1]) > 1:
+        current = sorted(levels[-1], key=lambda n: (n.shift, n.width, n.ident))
+        nxt = [ranges.add(current[k], current[k + 1]) for k in range(0, len(current) - 1, 2)]
+        if len(current) % 2:
+            nxt.append(current[-1])
+        levels.append(nxt)
+    return SumPlan(levels)
+
+
+def dot_product_leaves(
+    ranges: RangeModel, weights: list[int], shifts: list[int], live: list[bool]
+) -> list[Node]:
+    """One leaf per non-zero CSD digit of each live weight: ``±x_j << (position + shift_j)``."""
+    leaves = []
+    for j, (weight, shift, alive) in enumerate(zip(weights, shifts, live, strict=True)):
+        if not alive:
+            continue
+        for position, digit in csd(weight):
+            leaves.append(ranges.leaf(j, position + shift, digit))
+    return leaves

@@ -1,0 +1,148 @@
+"""Verilog emission: ``<name>.v`` + ``manifest.json`` (+ a copy of the IR) written atomically.
+
+The manifest is what every later tool reads (docs/manifest.md): ports, per-element formats and
+bit slices, latency, and hashes tying the Verilog to the model it came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from amaranth.back import verilog
+
+from hgq_rtl.ir import io as ir_io
+from hgq_rtl.ir.model import IRModel, TensorFormat
+
+from .components import DEFAULT_ADDER_LEVELS_PER_STAGE, BusLayout, NetworkComponent
+
+MANIFEST_SCHEMA = "hgq-rtl-manifest"
+MANIFEST_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+#: The IR the design was generated from is copied here, so a design folder is self-contained.
+MODEL_SUBDIR = "model"
+
+
+@dataclass(frozen=True)
+class RtlOptions:
+    """Generator options.
+
+    ``adder_levels_per_stage``: adder levels between pipeline registers (fewer: higher Fmax,
+    more latency and registers). ``register_inputs``: register ``data_in`` first.
+    """
+
+    adder_levels_per_stage: int = DEFAULT_ADDER_LEVELS_PER_STAGE
+    register_inputs: bool = True
+
+
+def build(ir: IRModel, options: RtlOptions | None = None) -> NetworkComponent:
+    """The Amaranth component of ``ir`` (not yet converted)."""
+    options = options or RtlOptions()
+    return NetworkComponent(
+        ir,
+        adder_levels_per_stage=options.adder_levels_per_stage,
+        register_inputs=options.register_inputs,
+    )
+
+
+def to_verilog(component: NetworkComponent, name: str) -> str:
+    """Verilog text of ``component`` with top module ``name`` (Amaranth's builtin Yosys)."""
+    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+    return verilog.convert(component, name=name, emit_src=False)
+
+
+def _elements(fmt: TensorFormat, layout: BusLayout) -> list[dict[str, Any]]:
+    return [
+        {
+            "index": k,
+            "lsb": layout.lsb[k],
+            "width": layout.width[k],
+            "signed": layout.signed[k],
+            "int_bits": int(fmt.int_bits[k]),
+            "frac_bits": int(fmt.frac_bits[k]),
+        }
+        for k in range(fmt.size)
+    ]
+
+
+def manifest(
+    component: NetworkComponent, name: str, verilog_text: str, model_hash: str
+) -> dict[str, Any]:
+    """The ``manifest.json`` document of a generated design."""
+    ir = component.ir
+    return {
+        "schema": MANIFEST_SCHEMA,
+        "schema_version": MANIFEST_VERSION,
+        "top": name,
+        "verilog": f"{name}.v",
+        "clock": "clk",
+        "reset": "rst",
+        "latency_cycles": component.latency,
+        "initiation_interval": 1,
+        "input": {
+            "port": "data_in",
+            "valid": "valid_in",
+            "width": component.input_layout.port_width,
+            "elements": _elements(ir.input, component.input_layout),
+        },
+        "output": {
+            "port": "data_out",
+            "valid": "valid_out",
+            "width": component.output_layout.port_width,
+            "elements": _elements(ir.output, component.output_layout),
+        },
+        "layers": [
+            {
+                "name": layer.layer.name,
+                "latency_cycles": layer.latency,
+                "adder_depth": layer.plan.depth,
+                "adders": layer.plan.adder_count(),
+                "adder_bits": layer.plan.adder_bits(),
+            }
+            for layer in component.layers
+        ],
+        "options": {
+            "adder_levels_per_stage": component.layers[0].adder_levels_per_stage,
+            "register_inputs": component.register_inputs,
+        },
+        "model": MODEL_SUBDIR,
+        "hashes": {
+            "verilog_sha256": hashlib.sha256(verilog_text.encode()).hexdigest(),
+            "model_sha256": model_hash,
+        },
+    }
+
+
+def emit(
+    ir: IRModel, out_dir: str | Path, options: RtlOptions | None = None, *, name: str | None = None
+) -> dict[str, Any]:
+    """Generate the design of ``ir`` into ``out_dir`` (replaced whole, or left untouched on error).
+
+    Writes ``<name>.v``, ``manifest.json`` and ``model/`` (the IR). Returns the manifest, with
+    ``generation_seconds`` added.
+    """
+    start = time.perf_counter()
+    name = name or ir.name
+    out_dir = Path(out_dir)
+    component = build(ir, options)
+    text = to_verilog(component, name)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        ir_io.save(ir, tmp / MODEL_SUBDIR)
+        document = manifest(component, name, text, ir_io.model_sha256(tmp / MODEL_SUBDIR))
+        (tmp / f"{name}.v").write_text(text)
+        (tmp / MANIFEST_FILE).write_text(json.dumps(document, indent=2) + "\n")
+        ir_io.replace_folder(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    document["generation_seconds"] = time.perf_counter() - start
+    return document
