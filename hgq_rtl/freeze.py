@@ -111,6 +111,27 @@ def _check_finite(model: nn.Module) -> None:
                 raise ValueError(f"parameter {name} contains NaN or inf")
 
 
+def _layer_groups(modules: list[nn.Module]) -> list[tuple[Callable[..., DenseLayer], list]]:
+    """Split the modules after ``QInput`` into converter groups, or say what is unsupported."""
+    groups = []
+    position = 1
+    while position < len(modules):
+        module = modules[position]
+        entry = CONVERTERS.get(type(module))
+        if entry is None:
+            raise ValueError(
+                f"unsupported layer {type(module).__name__} at position {position}: "
+                f"supported are {', '.join(t.__name__ for t in CONVERTERS)} (+ QActivation)"
+            )
+        count, convert = entry
+        group = modules[position : position + count]
+        if len(group) < count or not isinstance(group[-1], QActivation):
+            raise ValueError(f"{type(module).__name__} at position {position} needs a QActivation")
+        groups.append((convert, group))
+        position += count
+    return groups
+
+
 def freeze(
     model: nn.Sequential,
     calibration_data: np.ndarray | torch.Tensor,
@@ -137,24 +158,10 @@ def freeze(
         raise ValueError("the model must start with a QInput layer")
     if len(calibration_data) == 0:
         raise ValueError("calibration_data is empty")
+    groups = _layer_groups(modules)
     _check_finite(model)
     calibrate(model, calibration_data)
-    layers = []
-    position = 1
-    while position < len(modules):
-        module = modules[position]
-        entry = CONVERTERS.get(type(module))
-        if entry is None:
-            raise ValueError(
-                f"unsupported layer {type(module).__name__} at position {position}: "
-                f"supported are {', '.join(t.__name__ for t in CONVERTERS)} (+ QActivation)"
-            )
-        count, convert = entry
-        group = modules[position : position + count]
-        if len(group) < count or not isinstance(group[-1], QActivation):
-            raise ValueError(f"{type(module).__name__} at position {position} needs a QActivation")
-        layers.append(convert(f"dense_{len(layers)}", *group))
-        position += count
+    layers = [convert(f"dense_{k}", *group) for k, (convert, group) in enumerate(groups)]
     if not layers:
         raise ValueError("the model has no QLinear layer")
     return IRModel(

@@ -55,7 +55,9 @@ def range_int_bits(
     """
     signed = low < 0
     neg = torch.where(signed, ceil_log2(-low), torch.full_like(low, float("-inf")))
-    pos = torch.where(high > 0, ceil_log2(high + torch.exp2(-frac_bits)), torch.full_like(high, float("-inf")))
+    pos = torch.where(
+        high > 0, ceil_log2(high + torch.exp2(-frac_bits)), torch.full_like(high, float("-inf"))
+    )
     int_bits = torch.maximum(neg, pos)
     int_bits = torch.where(torch.isinf(int_bits), -frac_bits, int_bits)
     return signed, int_bits

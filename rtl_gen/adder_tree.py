@@ -87,9 +87,7 @@ class RangeModel:
         return node
 
     def leaf(self, j: int, shift: int, digit: int) -> Node:
-        return self.finish(
-            Node("input", shift, digit < 0, {j: digit << shift}, 0, input_index=j)
-        )
+        return self.finish(Node("input", shift, digit < 0, {j: digit << shift}, 0, input_index=j))
 
     def const(self, value: int) -> Node:
         magnitude = abs(value)
@@ -104,7 +102,9 @@ class RangeModel:
         coefficients = {j: c for j, c in coefficients.items() if c}
         shift = min(a.shift, b.shift)
         if a.negative == b.negative:
-            node = Node("add", shift, a.negative, coefficients, a.constant + b.constant, operands=(a, b))
+            node = Node(
+                "add", shift, a.negative, coefficients, a.constant + b.constant, operands=(a, b)
+            )
         else:
             positive, negative = (a, b) if b.negative else (b, a)
             node = Node(

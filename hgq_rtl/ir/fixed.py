@@ -1,6 +1,7 @@
 """Fixed-point formats and the integer arithmetic every tier of hgq-rtl agrees on.
 
-A value in format ``(signed, int_bits, frac_bits)`` is stored as the integer ``m = x * 2**frac_bits``.
+A value in format ``(signed, int_bits, frac_bits)`` is stored as the integer
+``m = x * 2**frac_bits``.
 ``int_bits`` excludes the sign bit and ``frac_bits`` may be negative, so
 
 * ``width = signed + int_bits + frac_bits`` (a width of 0 means the element is the constant 0),
@@ -104,7 +105,9 @@ def shift_round(values: np.ndarray, shift: np.ndarray, round_mode: RoundMode) ->
     return (values >> right) << np.maximum(-shift, 0)
 
 
-def overflow(values: np.ndarray, signed: np.ndarray, width: np.ndarray, mode: Overflow) -> np.ndarray:
+def overflow(
+    values: np.ndarray, signed: np.ndarray, width: np.ndarray, mode: Overflow
+) -> np.ndarray:
     """Bring integers into ``(signed, width)`` by wrapping or saturating, element-wise."""
     values = np.asarray(values, np.int64)
     signed = np.broadcast_to(np.asarray(signed, bool), values.shape)

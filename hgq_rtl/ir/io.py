@@ -171,7 +171,9 @@ def _from_documents(document: dict[str, Any], arrays: dict[str, np.ndarray]) -> 
         if key not in arrays:
             raise IRFormatError(f"weights.npz lacks the array {key!r}")
         if array_sha256(arrays[key]) != expected:
-            raise IRFormatError(f"weights.npz array {key!r} does not match its sha256 in model.json")
+            raise IRFormatError(
+                f"weights.npz array {key!r} does not match its sha256 in model.json"
+            )
 
     def array(key: str) -> np.ndarray:
         if key not in hashes:
@@ -208,7 +210,9 @@ def _from_documents(document: dict[str, Any], arrays: dict[str, np.ndarray]) -> 
             declared = entry.get(key)
             actual = size if size is not None else layers[-1].out_features
             if declared != actual:
-                raise IRFormatError(f"layer {name!r} declares {key}={declared}, arrays give {actual}")
+                raise IRFormatError(
+                    f"layer {name!r} declares {key}={declared}, arrays give {actual}"
+                )
     input_entry = document["input"]
     model = IRModel(
         name=document["name"],
@@ -225,5 +229,5 @@ def _from_documents(document: dict[str, Any], arrays: dict[str, np.ndarray]) -> 
 
 
 def model_sha256(folder: str | Path) -> str:
-    """Hash identifying a saved model: sha256 of its ``model.json`` bytes (which hash the arrays)."""
+    """Hash identifying a saved model: sha256 of ``model.json`` (which hashes the arrays)."""
     return hashlib.sha256((Path(folder) / MODEL_FILE).read_bytes()).hexdigest()

@@ -90,7 +90,9 @@ class DenseLayer:
         if not isinstance(self.name, str) or not self.name.isidentifier():
             raise ValueError(f"layer name must be an identifier, not {self.name!r}")
         for attr in ("weight", "weight_frac_bits", "bias", "bias_frac_bits"):
-            object.__setattr__(self, attr, _as_int_array(getattr(self, attr), f"{self.name}.{attr}"))
+            object.__setattr__(
+                self, attr, _as_int_array(getattr(self, attr), f"{self.name}.{attr}")
+            )
         if self.weight.ndim != 2:
             raise ValueError(f"{self.name}.weight must be 2-D, not shape {self.weight.shape}")
         n_out, _ = self.weight.shape
@@ -194,7 +196,9 @@ def accumulator_range(layer: DenseLayer, input_format: TensorFormat) -> tuple[li
     live = (layer.weight != 0) & (input_format.width[None, :] > 0)
     los, his = [], []
     for i in range(layer.out_features):
-        lo = hi = int(layer.bias[i]) << int(frac[i] - layer.bias_frac_bits[i]) if layer.bias[i] else 0
+        lo = hi = (
+            int(layer.bias[i]) << int(frac[i] - layer.bias_frac_bits[i]) if layer.bias[i] else 0
+        )
         for j in np.flatnonzero(live[i]):
             shift = int(frac[i] - layer.weight_frac_bits[i, j] - input_format.frac_bits[j])
             a = (int(layer.weight[i, j]) * int(x_lo[j])) << shift

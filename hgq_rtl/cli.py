@@ -1,0 +1,246 @@
+"""``hgq-rtl``: the command line.
+
+Sub-commands: ``run`` (the whole flow), ``train``, ``rtl``, ``verify``, ``synth``. Bad input gives
+one line on stderr and exit code 2; a failed verification exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+def _train_config(args: argparse.Namespace):
+    from .train import BetaSchedule, TrainConfig
+
+    return TrainConfig(
+        hidden=tuple(args.hidden),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        bits_learning_rate=args.bits_lr,
+        beta=BetaSchedule(args.beta, args.beta_end, args.beta_hold),
+        gamma=args.gamma,
+        init_bits=args.init_bits,
+        seed=args.seed,
+        device=args.device,
+    )
+
+
+def _rtl_options(args: argparse.Namespace):
+    from rtl_gen.emit import RtlOptions
+
+    return RtlOptions(
+        adder_levels_per_stage=args.adder_levels, register_inputs=not args.no_input_register
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .flow import RunOptions, run
+
+    options = RunOptions(
+        dataset=args.dataset,
+        data_path=args.data_path,
+        vectors=args.vectors,
+        synth=not args.no_synth,
+        clock_ns=args.clock_ns,
+        seed=args.seed,
+    )
+    report = run(args.out, options, _train_config(args), _rtl_options(args), quiet=args.quiet)
+    keys = ("test_accuracy", "ebops", "latency_cycles", "lut", "ff", "fmax_mhz", "mismatches")
+    print(json.dumps({k: report[k] for k in keys}))
+    print(f"report: {args.out / 'report.md'}", file=sys.stderr)
+    return EXIT_FAILED if report["mismatches"] else 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .flow import evaluate, train_and_freeze
+    from .ir import io as ir_io
+    from .ir import reference
+
+    dataset = load_dataset(args.dataset, path=args.data_path, seed=args.seed)
+    ir, summary = train_and_freeze(
+        dataset, _train_config(args), name=f"{dataset.name}_mlp", quiet=args.quiet
+    )
+    ir_io.save(ir, args.out)
+    result = {
+        "test_accuracy": evaluate(ir, dataset),
+        "ebops": reference.ebops(ir),
+        "train_seconds": summary["train_seconds"],
+        "check1_mismatches": summary["check1_mismatches"],
+    }
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_rtl(args: argparse.Namespace) -> int:
+    from rtl_gen.emit import emit
+
+    from .ir import io as ir_io
+
+    ir = ir_io.load(args.model_dir)
+    manifest = emit(ir, args.out, _rtl_options(args), name=args.name)
+    print(
+        json.dumps(
+            {
+                "verilog": str(args.out / manifest["verilog"]),
+                "latency_cycles": manifest["latency_cycles"],
+                "generation_seconds": round(manifest["generation_seconds"], 3),
+            }
+        )
+    )
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .flow import verify_design
+
+    data = None
+    if args.dataset is not None:
+        from .data import load_dataset
+
+        dataset = load_dataset(args.dataset, path=args.data_path, seed=args.seed)
+        data = dataset.x_test
+    result = verify_design(
+        args.rtl_dir,
+        args.vectors,
+        data=data,
+        simulator=args.sim,
+        seed=args.seed,
+        quiet=args.quiet,
+    )
+    print(f"vectors: {result.vectors}  mismatches: {result.mismatches}")
+    if result.first_failure is not None:
+        failure = result.first_failure
+        print(f"first failure ({failure.get('kind')}) at vector {failure.get('index')}:")
+        for key in ("inputs", "expected", "actual", "elements"):
+            if key in failure:
+                print(f"  {key}: {failure[key]}")
+    return 0 if result.passed else EXIT_FAILED
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from rtl_gen.synth import synthesize
+
+    report = synthesize(
+        args.rtl_dir,
+        args.out,
+        clock_ns=args.clock_ns,
+        nextpnr=not args.no_nextpnr,
+        quiet=args.quiet,
+    )
+    print(json.dumps(report.to_dict()))
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+    return value
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training")
+    g.add_argument("--dataset", default="digits", help="digits (default), jets or npz")
+    g.add_argument("--data-path", type=Path, help="local data file (jets: csv/npz; npz: required)")
+    g.add_argument("--hidden", type=_positive_int, nargs="+", default=[32], help="hidden sizes")
+    g.add_argument("--epochs", type=_positive_int, default=60)
+    g.add_argument("--batch-size", type=_positive_int, default=64)
+    g.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate of the weights")
+    g.add_argument("--bits-lr", type=float, default=3e-3, help="learning rate of the bits")
+    g.add_argument("--beta", type=float, default=2e-6, help="EBOPs weight β (start of a ramp)")
+    g.add_argument("--beta-end", type=float, help="log-ramp β to this value over the epochs")
+    g.add_argument("--beta-hold", type=int, default=0, help="epochs at --beta before the ramp")
+    g.add_argument("--gamma", type=float, default=2e-6, help="weight γ of the Σ frac-bits term")
+    g.add_argument("--init-bits", type=_positive_int, default=8, help="initial bits per weight")
+    g.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+
+
+def _add_rtl_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("RTL generation")
+    g.add_argument(
+        "--adder-levels",
+        type=_positive_int,
+        default=2,
+        help="adder levels between pipeline registers (default 2)",
+    )
+    g.add_argument("--no-input-register", action="store_true", help="do not register data_in first")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hgq-rtl", description="HGQ training to bit-exact pipelined Verilog."
+    )
+    p.add_argument("--version", action="version", version=f"hgq-rtl {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    common.add_argument("--seed", type=int, default=0)
+
+    r = sub.add_parser("run", parents=[common], help="train → freeze → rtl → verify → synth")
+    _add_train_options(r)
+    _add_rtl_options(r)
+    r.add_argument("--out", type=Path, default=Path("runs/digits"), help="output folder")
+    r.add_argument("--vectors", type=_positive_int, default=100_000)
+    r.add_argument("--clock-ns", type=float, default=5.0, help="target clock period")
+    r.add_argument("--no-synth", action="store_true", help="skip synthesis")
+    r.set_defaults(func=cmd_run)
+
+    t = sub.add_parser("train", parents=[common], help="train and freeze to an IR folder")
+    _add_train_options(t)
+    t.add_argument("--out", type=Path, required=True, help="IR folder to write")
+    t.set_defaults(func=cmd_train)
+
+    g = sub.add_parser("rtl", parents=[common], help="generate Verilog from an IR folder")
+    g.add_argument("model_dir", type=Path)
+    g.add_argument("--out", type=Path, required=True, help="design folder to write")
+    g.add_argument("--name", help="top module name (default: the model's name)")
+    _add_rtl_options(g)
+    g.set_defaults(func=cmd_rtl)
+
+    v = sub.add_parser("verify", parents=[common], help="bit-exact simulation against the IR")
+    v.add_argument("rtl_dir", type=Path)
+    v.add_argument("--vectors", type=_positive_int, default=100_000)
+    v.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+    v.add_argument("--dataset", help="also drive this data set's test samples")
+    v.add_argument("--data-path", type=Path)
+    v.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("synth", parents=[common], help="Yosys (xcup) + nextpnr-ecp5 out of context")
+    s.add_argument("rtl_dir", type=Path)
+    s.add_argument("--out", type=Path, help="report folder (default RTL_DIR/synth)")
+    s.add_argument("--clock-ns", type=float, default=5.0)
+    s.add_argument("--no-nextpnr", action="store_true", help="Yosys cell counts only")
+    s.set_defaults(func=cmd_synth)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("hgq-rtl: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, FileNotFoundError, ImportError, ConnectionError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"hgq-rtl: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RuntimeError as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"hgq-rtl: error: {message}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""The end-to-end flow: train → freeze → RTL → bit-exact sign-off → synthesis → report.
+
+Each stage is a function usable on its own (the CLI exposes them as sub-commands); :func:`run`
+chains them and writes ``report.json`` and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import Dataset, load_dataset
+from .ir import io as ir_io
+from .ir import reference
+from .ir.model import IRModel
+
+DEFAULT_VECTORS = 100_000
+
+
+@dataclass
+class StageTimer:
+    """Wall time and peak Python-heap memory of each stage (for reports and benchmarks)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    peak_mib: dict[str, float] = field(default_factory=dict)
+
+    def run(self, name: str, function: Callable[[], Any]) -> Any:
+        tracing = tracemalloc.is_tracing()
+        if tracing:
+            tracemalloc.reset_peak()
+        start = time.perf_counter()
+        try:
+            return function()
+        finally:
+            self.seconds[name] = time.perf_counter() - start
+            if tracing:
+                self.peak_mib[name] = tracemalloc.get_traced_memory()[1] / 2**20
+
+
+def say(message: str, quiet: bool) -> None:
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def train_and_freeze(
+    dataset: Dataset, config, *, name: str, quiet: bool = False
+) -> tuple[IRModel, dict[str, Any]]:
+    """Train on ``dataset``, freeze on its training split, run check 1 on its test split."""
+    from .freeze import check_frozen, freeze
+    from .train import train
+
+    result = train(
+        dataset.x_train,
+        dataset.y_train,
+        dataset.x_test,
+        dataset.y_test,
+        dataset.n_classes,
+        config,
+        quiet=quiet,
+    )
+    ir = freeze(
+        result.model,
+        dataset.x_train,
+        name=name,
+        metadata={"dataset": dataset.name, "n_classes": dataset.n_classes},
+    )
+    check1 = check_frozen(result.model, ir, dataset.x_test)
+    if check1:
+        raise RuntimeError(
+            f"check 1 failed: torch and the integer reference differ on {check1} samples"
+        )
+    params = sum(
+        p.numel() for n, p in result.model.named_parameters() if not n.endswith("frac_bits")
+    )
+    summary = {
+        "train_seconds": result.seconds,
+        "history": result.history,
+        "params": int(params),
+        "check1_mismatches": check1,
+        "check1_samples": len(dataset.x_test),
+    }
+    return ir, summary
+
+
+def evaluate(ir: IRModel, dataset: Dataset) -> float:
+    """Test accuracy of the integer model (what the hardware computes)."""
+    return float((reference.predict(ir, dataset.x_test) == dataset.y_test).mean())
+
+
+def verification_vectors(
+    ir: IRModel, n_vectors: int, *, data: np.ndarray | None = None, seed: int = 0
+) -> np.ndarray:
+    """Integer input vectors: the data set's samples first, then uniform over every format.
+
+    Random vectors cover each input element's full range (values the data never shows, and
+    overflow in later layers included).
+    """
+    if n_vectors < 1:
+        raise ValueError(f"the number of vectors must be >= 1, not {n_vectors}")
+    parts = []
+    if data is not None and len(data):
+        parts.append(reference.quantize_input(ir, data)[:n_vectors])
+    remaining = n_vectors - sum(len(p) for p in parts)
+    if remaining > 0:
+        parts.append(reference.random_inputs(ir.input, remaining, np.random.default_rng(seed)))
+    return np.concatenate(parts)
+
+
+def verify_design(
+    rtl_dir: Path,
+    n_vectors: int,
+    *,
+    data: np.ndarray | None = None,
+    simulator: str = "verilator",
+    seed: int = 0,
+    quiet: bool = False,
+):
+    """Check 3: simulate the Verilog in ``rtl_dir`` and compare with the IR reference."""
+    from hgq_rtl_sim.runner import load_manifest, verify
+
+    manifest = load_manifest(rtl_dir)
+    ir = ir_io.load(rtl_dir / manifest.get("model", "model"))
+    inputs = verification_vectors(ir, n_vectors, data=data, seed=seed)
+    expected = reference.run(ir, inputs)
+    return verify(rtl_dir, inputs, expected, simulator=simulator, seed=seed, quiet=quiet)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    dataset: str = "digits"
+    data_path: Path | None = None
+    vectors: int = DEFAULT_VECTORS
+    synth: bool = True
+    clock_ns: float = 5.0
+    seed: int = 0
+
+
+def run(out_dir: Path, options: RunOptions, train_config, rtl_options=None, *, quiet=False) -> dict:
+    """The main job. Writes ``out_dir`` whole (model/, rtl/, synth/, report.json, report.md).
+
+    ``out_dir`` is built in a temporary sibling folder and renamed at the end: a failure or an
+    interrupt leaves no partial folder behind.
+    """
+    from rtl_gen.emit import emit
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    timer = StageTimer()
+    try:
+        dataset = timer.run(
+            "data", lambda: load_dataset(options.dataset, path=options.data_path, seed=options.seed)
+        )
+        say(
+            f"data: {dataset.name}, {len(dataset.x_train)} train / {len(dataset.x_test)} test",
+            quiet,
+        )
+        ir, summary = timer.run(
+            "train",
+            lambda: train_and_freeze(
+                dataset, train_config, name=f"{dataset.name}_mlp", quiet=quiet
+            ),
+        )
+        accuracy = evaluate(ir, dataset)
+        ebops = reference.ebops(ir)
+        say(f"freeze: test accuracy {accuracy:.4f}, EBOPs {ebops}, check 1 passed", quiet)
+        ir_io.save(ir, tmp / "model")
+        manifest = timer.run("rtl", lambda: emit(ir, tmp / "rtl", rtl_options))
+        say(
+            f"rtl: {manifest['verilog']}, latency {manifest['latency_cycles']} cycles "
+            f"({timer.seconds['rtl']:.1f} s)",
+            quiet,
+        )
+        data = np.concatenate([dataset.x_test, dataset.x_train])
+        result = timer.run(
+            "verify",
+            lambda: verify_design(
+                tmp / "rtl", options.vectors, data=data, seed=options.seed, quiet=quiet
+            ),
+        )
+        say(f"verify: {result.vectors} vectors, {result.mismatches} mismatches", quiet)
+        synth = None
+        if options.synth:
+            from rtl_gen.synth import synthesize
+
+            synth = timer.run(
+                "synth",
+                lambda: synthesize(
+                    tmp / "rtl", tmp / "synth", clock_ns=options.clock_ns, quiet=quiet
+                ),
+            )
+        report = build_report(dataset, ir, summary, manifest, result, synth, timer, accuracy, ebops)
+        (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        (tmp / "report.md").write_text(report_markdown(report))
+        ir_io.replace_folder(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report
+
+
+def build_report(dataset, ir, summary, manifest, result, synth, timer, accuracy, ebops) -> dict:
+    synth_fields = synth.to_dict() if synth is not None else {}
+    return {
+        "dataset": dataset.name,
+        "test_accuracy": accuracy,
+        "ebops": ebops,
+        "params": summary["params"],
+        "latency_cycles": manifest["latency_cycles"],
+        "lut": synth_fields.get("lut"),
+        "ff": synth_fields.get("ff"),
+        "carry": synth_fields.get("carry"),
+        "dsp": synth_fields.get("dsp"),
+        "fmax_mhz": synth_fields.get("fmax_mhz"),
+        "vectors": result.vectors,
+        "mismatches": result.mismatches,
+        "train_seconds": summary["train_seconds"],
+        "rtl_seconds": timer.seconds.get("rtl"),
+        "verify_seconds": timer.seconds.get("verify"),
+        "synth_seconds": timer.seconds.get("synth"),
+        "check1": {
+            "samples": summary["check1_samples"],
+            "mismatches": summary["check1_mismatches"],
+        },
+        "layers": [
+            {
+                "name": layer.name,
+                "in_features": layer.in_features,
+                "out_features": layer.out_features,
+                "activation": layer.activation.value,
+                "ebops": reference.layer_ebops(layer, fmt),
+                "output_bits": int(layer.output.width.sum()),
+                **{k: v for k, v in entry.items() if k != "name"},
+            }
+            for layer, fmt, entry in zip(
+                ir.layers, ir.input_formats(), manifest["layers"], strict=True
+            )
+        ],
+        "input_bits": int(ir.input.width.sum()),
+        "synthesis": synth_fields,
+        "verification": {
+            "simulator": result.simulator,
+            "first_failure": result.first_failure,
+        },
+        "stage_seconds": timer.seconds,
+        "history": summary["history"],
+    }
+
+
+def report_markdown(report: dict) -> str:
+    """A readable summary of ``report.json``."""
+
+    def value(key: str, digits: int = 2) -> str:
+        v = report.get(key)
+        if v is None:
+            return "not run"
+        return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+    lines = [
+        f"# hgq-rtl run on `{report['dataset']}`",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| test accuracy (integer model) | {value('test_accuracy', 4)} |",
+        f"| EBOPs (exact) | {value('ebops')} |",
+        f"| parameters | {value('params')} |",
+        f"| latency | {value('latency_cycles')} cycles (II = 1) |",
+        f"| LUT / FF / CARRY / DSP (Yosys xcup) | {value('lut')} / {value('ff')} / "
+        f"{value('carry')} / {value('dsp')} |",
+        f"| Fmax (nextpnr-ecp5) | {value('fmax_mhz', 1)} MHz |",
+        f"| bit-exact sign-off | {value('mismatches')} mismatches in {value('vectors')} vectors |",
+        f"| check 1 (torch float64 == reference) | {report['check1']['mismatches']} mismatches in "
+        f"{report['check1']['samples']} samples |",
+        "",
+        "## Layers",
+        "",
+        "| layer | shape | activation | EBOPs | adders | adder depth | latency |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for layer in report["layers"]:
+        lines.append(
+            f"| {layer['name']} | {layer['in_features']}→{layer['out_features']} | "
+            f"{layer['activation']} | {layer['ebops']} | {layer['adders']} | "
+            f"{layer['adder_depth']} | {layer['latency_cycles']} |"
+        )
+    lines += ["", "## Time per stage", "", "| stage | seconds |", "|---|---|"]
+    for stage, seconds in report["stage_seconds"].items():
+        lines.append(f"| {stage} | {seconds:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def options_dict(options: RunOptions) -> dict:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()}
