@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .config import TRAIN_DEFAULTS as D
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -57,7 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     keys = ("test_accuracy", "ebops", "latency_cycles", "lut", "ff", "fmax_mhz", "mismatches")
     print(json.dumps({k: report[k] for k in keys}))
     print(f"report: {args.out / 'report.md'}", file=sys.stderr)
-    return EXIT_FAILED if report["mismatches"] else 0
+    return 0 if report["verification"]["passed"] else EXIT_FAILED
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -117,7 +118,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         seed=args.seed,
         quiet=args.quiet,
     )
-    print(f"vectors: {result.vectors}  mismatches: {result.mismatches}")
+    print(result.summary())
     if result.first_failure is not None:
         failure = result.first_failure
         print(f"first failure ({failure.get('kind')}) at vector {failure.get('index')}:")
@@ -152,17 +153,17 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--dataset", default="digits", help="digits (default), jets or npz")
     g.add_argument("--data-path", type=Path, help="local data file (jets: csv/npz; npz: required)")
-    g.add_argument("--hidden", type=_positive_int, nargs="+", default=[32], help="hidden sizes")
-    g.add_argument("--epochs", type=_positive_int, default=60)
-    g.add_argument("--batch-size", type=_positive_int, default=64)
-    g.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate of the weights")
-    g.add_argument("--bits-lr", type=float, default=3e-3, help="learning rate of the bits")
-    g.add_argument("--beta", type=float, default=2e-6, help="EBOPs weight β (start of a ramp)")
+    g.add_argument("--hidden", type=_positive_int, nargs="+", default=list(D.hidden))
+    g.add_argument("--epochs", type=_positive_int, default=D.epochs)
+    g.add_argument("--batch-size", type=_positive_int, default=D.batch_size)
+    g.add_argument("--lr", type=float, default=D.learning_rate, help="Adam rate of the weights")
+    g.add_argument("--bits-lr", type=float, default=D.bits_learning_rate, help="rate of the bits")
+    g.add_argument("--beta", type=float, default=D.beta.start, help="EBOPs weight β in the loss")
     g.add_argument("--beta-end", type=float, help="log-ramp β to this value over the epochs")
     g.add_argument("--beta-hold", type=int, default=0, help="epochs at --beta before the ramp")
-    g.add_argument("--gamma", type=float, default=2e-6, help="weight γ of the Σ frac-bits term")
-    g.add_argument("--init-bits", type=_positive_int, default=8, help="initial bits per weight")
-    g.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    g.add_argument("--gamma", type=float, default=D.gamma, help="weight γ of the Σf term")
+    g.add_argument("--init-bits", type=_positive_int, default=D.init_bits, help="bits per weight")
+    g.add_argument("--device", default=D.device, help="auto (CUDA if present), cpu or cuda")
 
 
 def _add_rtl_options(p: argparse.ArgumentParser) -> None:

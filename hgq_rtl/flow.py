@@ -7,11 +7,12 @@ chains them and writes ``report.json`` and ``report.md``.
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import sys
 import tempfile
+import threading
 import time
-import tracemalloc
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,24 +28,50 @@ from .ir.model import IRModel
 DEFAULT_VECTORS = 100_000
 
 
+def _rss_mib() -> float:
+    """Resident memory of this process in MiB (Linux ``/proc``; 0 where unavailable)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 @dataclass
 class StageTimer:
-    """Wall time and peak Python-heap memory of each stage (for reports and benchmarks)."""
+    """Wall time and peak memory of each stage (for reports and benchmarks).
+
+    ``peak_rss_mib`` is this process's peak resident memory during the stage, sampled every
+    20 ms; ``children_peak_rss_mib`` the largest child process (simulator, synthesis tools) so
+    far, as the kernel reports it.
+    """
 
     seconds: dict[str, float] = field(default_factory=dict)
-    peak_mib: dict[str, float] = field(default_factory=dict)
+    peak_rss_mib: dict[str, float] = field(default_factory=dict)
+    children_peak_rss_mib: dict[str, float] = field(default_factory=dict)
 
     def run(self, name: str, function: Callable[[], Any]) -> Any:
-        tracing = tracemalloc.is_tracing()
-        if tracing:
-            tracemalloc.reset_peak()
+        peak = [_rss_mib()]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.02):
+                peak[0] = max(peak[0], _rss_mib())
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         start = time.perf_counter()
         try:
             return function()
         finally:
             self.seconds[name] = time.perf_counter() - start
-            if tracing:
-                self.peak_mib[name] = tracemalloc.get_traced_memory()[1] / 2**20
+            done.set()
+            sampler.join()
+            self.peak_rss_mib[name] = max(peak[0], _rss_mib())
+            children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            self.children_peak_rss_mib[name] = children
 
 
 def say(message: str, quiet: bool) -> None:
@@ -145,7 +172,15 @@ class RunOptions:
     seed: int = 0
 
 
-def run(out_dir: Path, options: RunOptions, train_config, rtl_options=None, *, quiet=False) -> dict:
+def run(
+    out_dir: Path,
+    options: RunOptions,
+    train_config,
+    rtl_options=None,
+    *,
+    quiet: bool = False,
+    timer: StageTimer | None = None,
+) -> dict:
     """The main job. Writes ``out_dir`` whole (model/, rtl/, synth/, report.json, report.md).
 
     ``out_dir`` is built in a temporary sibling folder and renamed at the end: a failure or an
@@ -156,7 +191,7 @@ def run(out_dir: Path, options: RunOptions, train_config, rtl_options=None, *, q
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    timer = StageTimer()
+    timer = timer or StageTimer()
     try:
         dataset = timer.run(
             "data", lambda: load_dataset(options.dataset, path=options.data_path, seed=options.seed)
@@ -249,7 +284,11 @@ def build_report(dataset, ir, summary, manifest, result, synth, timer, accuracy,
         "input_bits": int(ir.input.width.sum()),
         "synthesis": synth_fields,
         "verification": {
+            "passed": result.passed,
             "simulator": result.simulator,
+            "latency_errors": result.latency_errors,
+            "missing": result.missing,
+            "extra": result.extra,
             "first_failure": result.first_failure,
         },
         "stage_seconds": timer.seconds,

@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +134,9 @@ def load(folder: str | Path) -> IRModel:
 
 
 def _message(error: Exception) -> str:
-    return str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    if isinstance(error, KeyError) and error.args:
+        return f"lacks the key {error.args[0]!r}"
+    return str(error)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -157,9 +160,14 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise IRFormatError(f"{path} is missing")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise IRFormatError(f"{path} is not an NPZ archive")
+        with loaded as npz:
             return {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        if isinstance(error, IRFormatError):
+            raise
         raise IRFormatError(f"{path} is not a readable NPZ file ({error})") from error
 
 
@@ -186,7 +194,11 @@ def _from_documents(document: dict[str, Any], arrays: dict[str, np.ndarray]) -> 
         )
 
     layers = []
-    for entry in document["layers"]:
+    if not isinstance(document["layers"], list):
+        raise IRFormatError("model.json: 'layers' must be a list")
+    for k, entry in enumerate(document["layers"]):
+        if not isinstance(entry, dict):
+            raise IRFormatError(f"model.json: layers[{k}] must be an object")
         if entry.get("type") != "dense":
             raise IRFormatError(
                 f"layer {entry.get('name')!r} has unknown type {entry.get('type')!r} "
@@ -214,6 +226,10 @@ def _from_documents(document: dict[str, Any], arrays: dict[str, np.ndarray]) -> 
                     f"layer {name!r} declares {key}={declared}, arrays give {actual}"
                 )
     input_entry = document["input"]
+    if not isinstance(input_entry, dict):
+        raise IRFormatError("model.json: 'input' must be an object")
+    if not isinstance(document.get("metadata", {}), dict):
+        raise IRFormatError("model.json: 'metadata' must be an object")
     model = IRModel(
         name=document["name"],
         input=fmt("input"),

@@ -222,10 +222,11 @@ def check_accumulators(layer: DenseLayer, input_format: TensorFormat) -> None:
         )
     los, his = accumulator_range(layer, input_format)
     for i, (lo, hi) in enumerate(zip(los, his, strict=True)):
-        bits = max((-lo).bit_length(), hi.bit_length(), ((hi + 1) if hi > 0 else 0).bit_length())
-        if bits + 1 > MAX_REFERENCE_BITS:
+        # +1: the rounding constant; a finer output format shifts the sum further left
+        bits = max((-lo).bit_length(), (hi + 1).bit_length()) + 1 + max(-int(shifts[i]), 0)
+        if bits > MAX_REFERENCE_BITS:
             raise ValueError(
-                f"{layer.name} output {i} needs a {bits + 1}-bit accumulator: "
+                f"{layer.name} output {i} needs a {bits}-bit accumulator: "
                 f"the reference holds at most {MAX_REFERENCE_BITS} bits exactly"
             )
 

@@ -1,0 +1,118 @@
+"""Scoreboard: compare what a pipeline put out with the reference, bit for bit.
+
+Pure numpy, no simulator: the bench collects the output words and the cycle of every input and
+output, and :func:`score` turns them into the results dictionary the runner reads. Integer
+equality only, never a tolerance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .bus import BusLayout
+
+__all__ = ["score"]
+
+
+def score(
+    layout: BusLayout,
+    inputs: np.ndarray,
+    expected: np.ndarray,
+    outputs: Sequence[int | str],
+    input_cycles: Sequence[int],
+    output_cycles: Sequence[int],
+    latency: int,
+    unknown_valid_cycles: Sequence[int] = (),
+) -> dict[str, Any]:
+    """Compare collected outputs with *expected*, in order, and check their timing.
+
+    Parameters
+    ----------
+    layout:
+        The output bus layout.
+    inputs, expected:
+        The vectors that were driven and their reference outputs, ``(N, n_in)`` and
+        ``(N, n_out)`` int64.
+    outputs:
+        The output word on every cycle that ``valid_out`` was high, in order: an int, or the
+        simulator's binary string when it held X/Z bits.
+    input_cycles, output_cycles:
+        The cycle each input was sampled / each output was seen (same clock count).
+    latency:
+        The manifest's latency: output ``k`` must come exactly ``latency`` cycles after input ``k``.
+    unknown_valid_cycles:
+        Cycles on which the valid output held X/Z (each is a failure).
+
+    Returns
+    -------
+    dict
+        ``vectors``, ``outputs``, ``mismatches`` (vectors whose output differs in any element or
+        holds X/Z bits), ``unknown_outputs`` (outputs with X/Z bits), ``latency_errors``,
+        ``missing`` (vectors without an output), ``extra`` (outputs beyond the N expected),
+        ``unknown_valid`` (cycles with X/Z on the valid output) and
+        ``first_failure`` (None, or a dict with ``kind``, ``index``, ``inputs``, ``expected``,
+        ``actual`` and ``elements``, the differing element indices).
+    """
+    n_vectors = int(expected.shape[0])
+    n_outputs = len(outputs)
+    n_common = min(n_vectors, n_outputs)
+
+    unknown = np.array([isinstance(w, str) for w in outputs[:n_common]], dtype=bool)
+    actual = layout.unpack([0 if isinstance(w, str) else w for w in outputs])
+    differs = actual[:n_common] != expected[:n_common]
+    mismatch = differs.any(axis=1) | unknown
+    observed_latency = np.asarray(output_cycles[:n_common], dtype=np.int64) - np.asarray(
+        input_cycles[:n_common], dtype=np.int64
+    )
+    late = observed_latency != latency
+
+    results: dict[str, Any] = {
+        "vectors": n_vectors,
+        "outputs": n_outputs,
+        "mismatches": int(mismatch.sum()),
+        "unknown_outputs": int(unknown.sum()),
+        "latency_errors": int(late.sum()),
+        "missing": max(0, n_vectors - n_outputs),
+        "extra": max(0, n_outputs - n_vectors),
+        "unknown_valid": len(unknown_valid_cycles),
+        "first_failure": None,
+    }
+
+    def failure(kind: str, index: int | None, **extra: Any) -> dict[str, Any]:
+        known = index is not None
+        record: dict[str, Any] = {
+            "kind": kind,
+            "index": index,
+            "inputs": inputs[index].tolist() if known and index < n_vectors else None,
+            "expected": expected[index].tolist() if known and index < n_vectors else None,
+            "actual": actual[index].tolist() if known and index < n_outputs else None,
+            "elements": [],
+        }
+        record.update(extra)
+        return record
+
+    bad = mismatch | late
+    if bad.any():
+        index = int(np.argmax(bad))
+        timing = {"expected_latency": latency, "observed_latency": int(observed_latency[index])}
+        if unknown[index]:
+            results["first_failure"] = failure(
+                "unknown", index, elements=list(range(layout.n_elements)), bits=outputs[index]
+            )
+        elif mismatch[index]:
+            elements = np.flatnonzero(differs[index]).tolist()
+            results["first_failure"] = failure("mismatch", index, elements=elements, **timing)
+        else:
+            results["first_failure"] = failure("latency", index, **timing)
+    elif n_outputs < n_vectors:
+        results["first_failure"] = failure(
+            "missing", n_outputs, elements=list(range(layout.n_elements))
+        )
+    elif n_outputs > n_vectors:
+        results["first_failure"] = failure("extra", n_vectors, cycle=int(output_cycles[n_vectors]))
+    elif unknown_valid_cycles:
+        results["first_failure"] = failure("unknown_valid", None, cycle=unknown_valid_cycles[0])
+    return results
