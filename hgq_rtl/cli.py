@@ -19,7 +19,7 @@ EXIT_FAILED = 1
 
 
 def _train_config(args: argparse.Namespace):
-    from .train import BetaSchedule, TrainConfig
+    from .config import BetaSchedule, TrainConfig
 
     return TrainConfig(
         hidden=tuple(args.hidden),

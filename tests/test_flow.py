@@ -1,0 +1,119 @@
+"""End to end: `hgq-rtl run`, check 3 on generated designs, and check 3 failing on a broken one."""
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hgq_rtl.ir import reference
+from hgq_rtl.ir.random import random_model
+from rtl_gen.emit import RtlOptions, emit
+
+CLI = [sys.executable, "-m", "hgq_rtl.cli"]
+REPORT_KEYS = (
+    "dataset test_accuracy ebops params latency_cycles lut ff carry dsp fmax_mhz vectors "
+    "mismatches train_seconds rtl_seconds verify_seconds synth_seconds"
+).split()
+
+
+def hgq_rtl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=1200)
+
+
+@pytest.mark.slow
+def test_run_end_to_end(tmp_path: Path):
+    out = tmp_path / "run"
+    result = hgq_rtl(
+        "run", "--out", str(out), "--epochs", "4", "--hidden", "8", "--vectors", "5000", "-q"
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    for key in REPORT_KEYS:
+        assert report.get(key) is not None, f"report lacks {key}"
+    assert report["dataset"] == "digits"
+    assert report["vectors"] == 5000 and report["mismatches"] == 0
+    assert report["verification"]["passed"]
+    assert report["check1"]["mismatches"] == 0
+    assert report["lut"] > 0 and report["ff"] > 0 and report["fmax_mhz"] > 0
+    assert report["ebops"] == sum(layer["ebops"] for layer in report["layers"])
+    assert (out / "report.md").read_text().startswith("# hgq-rtl run on `digits`")
+    manifest = json.loads((out / "rtl" / "manifest.json").read_text())
+    assert manifest["latency_cycles"] == report["latency_cycles"]
+    assert (out / "rtl" / manifest["verilog"]).is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary left behind"
+
+
+@pytest.fixture(scope="module")
+def random_design(tmp_path_factory) -> Path:
+    rng = np.random.default_rng(11)
+    ir = random_model(rng, (10, 8, 6, 4), name="fuzz_net")
+    out = tmp_path_factory.mktemp("design") / "rtl"
+    emit(ir, out, RtlOptions(adder_levels_per_stage=1))
+    return out
+
+
+@pytest.mark.slow
+def test_check3_passes_on_a_generated_design(random_design: Path):
+    result = hgq_rtl("verify", str(random_design), "--vectors", "20000", "-q")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS" in result.stdout and "20000 vectors, 0 mismatches" in result.stdout
+
+
+def _break(design: Path, target: Path) -> None:
+    """Copy ``design`` and turn the first subtraction of the Verilog into an addition."""
+    target.mkdir()
+    manifest = json.loads((design / "manifest.json").read_text())
+    text = (design / manifest["verilog"]).read_text()
+    broken, count = re.subn(r"(assign \S+\s+= \S+\s+)- ", r"\1+ ", text, count=1)
+    assert count == 1, "no subtraction to break"
+    (target / manifest["verilog"]).write_text(broken)
+    manifest["hashes"]["verilog_sha256"] = hashlib.sha256(broken.encode()).hexdigest()
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    (target / "model").symlink_to(design / "model")
+
+
+@pytest.mark.slow
+def test_check3_fails_on_a_broken_design(random_design: Path, tmp_path: Path):
+    broken = tmp_path / "broken"
+    _break(random_design, broken)
+    result = hgq_rtl("verify", str(broken), "--vectors", "2000", "-q")
+    assert result.returncode == 1
+    assert "FAIL" in result.stdout
+    assert re.search(r"first failure \(mismatch\) at vector \d+", result.stdout)
+    assert "expected:" in result.stdout and "actual:" in result.stdout
+
+
+def test_verify_refuses_a_design_edited_after_generation(random_design: Path, tmp_path: Path):
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    for name in ("manifest.json", "fuzz_net.v"):
+        (edited / name).write_bytes((random_design / name).read_bytes())
+    (edited / "model").symlink_to(random_design / "model")
+    with (edited / "fuzz_net.v").open("a") as f:
+        f.write("// edited\n")
+    result = hgq_rtl("verify", str(edited), "--vectors", "10")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "hgq-rtl: error: manifest does not match fuzz_net.v: sha256 differs"
+    ]
+
+
+def test_verification_vectors_cover_data_and_full_ranges():
+    from hgq_rtl.flow import verification_vectors
+
+    rng = np.random.default_rng(2)
+    ir = random_model(rng, (5, 3))
+    data = rng.normal(size=(7, 5))
+    vectors = verification_vectors(ir, 4000, data=data, seed=1)
+    assert vectors.shape == (4000, 5)
+    assert np.array_equal(vectors[:7], reference.quantize_input(ir, data))
+    lo, hi = ir.input.int_range()
+    assert np.all(vectors >= lo) and np.all(vectors <= hi)
+    live = ir.input.width > 1
+    assert np.all(vectors[:, live].min(axis=0) == lo[live])
+    assert np.all(vectors[:, live].max(axis=0) == hi[live])
