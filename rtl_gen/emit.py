@@ -1,6 +1,6 @@
 """Verilog emission: ``<name>.v`` + ``manifest.json`` (+ a copy of the IR) written atomically.
 
-The manifest is what every later tool reads (docs/manifest.md): ports, per-element formats and
+The manifest is what every later tool reads (docs/ir.md, "The RTL manifest"): ports, per-element formats and
 bit slices, latency, and hashes tying the Verilog to the model it came from.
 """
 
