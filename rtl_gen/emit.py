@@ -1,7 +1,7 @@
 """Verilog emission: ``<name>.v`` + ``manifest.json`` (+ a copy of the IR) written atomically.
 
-The manifest is what every later tool reads (docs/ir.md, "The RTL manifest"): ports, per-element formats and
-bit slices, latency, and hashes tying the Verilog to the model it came from.
+The manifest is what every later tool reads (docs/ir.md, "The RTL manifest"): ports, per-element
+formats and bit slices, latency, and hashes tying the Verilog to the model it came from.
 """
 
 from __future__ import annotations
