@@ -40,7 +40,9 @@ def _rtl_options(args: argparse.Namespace):
     from rtl_gen.emit import RtlOptions
 
     return RtlOptions(
-        adder_levels_per_stage=args.adder_levels, register_inputs=not args.no_input_register
+        adder_levels_per_stage=args.adder_levels,
+        register_inputs=not args.no_input_register,
+        debug_taps=getattr(args, "debug_taps", False),
     )
 
 
@@ -118,12 +120,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         simulator=args.sim,
         seed=args.seed,
         quiet=args.quiet,
+        waves_dir=args.waves,
     )
     print(result.summary())
     if result.first_failure is not None:
         failure = result.first_failure
         print(f"first failure ({failure.get('kind')}) at vector {failure.get('index')}:")
-        for key in ("inputs", "expected", "actual", "elements"):
+        for key in ("inputs", "expected", "actual", "elements", "first_differing_layer"):
             if key in failure:
                 print(f"  {key}: {failure[key]}")
     return 0 if result.passed else EXIT_FAILED
@@ -207,6 +210,12 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("model_dir", type=Path)
     g.add_argument("--out", type=Path, required=True, help="design folder to write")
     g.add_argument("--name", help="top module name (default: the model's name)")
+    g.add_argument(
+        "--debug-taps",
+        action="store_true",
+        help="bring every hidden layer's output out on a port, so verify names the first "
+        "layer that differs",
+    )
     _add_rtl_options(g)
     g.set_defaults(func=cmd_rtl)
 
@@ -214,6 +223,12 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("rtl_dir", type=Path)
     v.add_argument("--vectors", type=_positive_int, default=100_000)
     v.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+    v.add_argument(
+        "--waves",
+        type=Path,
+        metavar="DIR",
+        help="keep the build, logs and a waveform (Verilator: DIR/dump.vcd) in DIR",
+    )
     v.add_argument("--dataset", help="also drive this data set's test samples")
     v.add_argument("--data-path", type=Path)
     v.set_defaults(func=cmd_verify)

@@ -151,15 +151,35 @@ def verify_design(
     simulator: str = "verilator",
     seed: int = 0,
     quiet: bool = False,
+    waves_dir: Path | None = None,
 ):
-    """Check 3: simulate the Verilog in ``rtl_dir`` and compare with the IR reference."""
+    """Check 3: simulate the Verilog in ``rtl_dir`` and compare with the IR reference.
+
+    With ``waves_dir``, the build, logs and a waveform are kept there. A design generated with
+    debug taps has every hidden layer's output compared too.
+    """
     from hgq_rtl_sim.runner import load_manifest, verify
 
+    rtl_dir = Path(rtl_dir)
     manifest = load_manifest(rtl_dir)
-    ir = ir_io.load(rtl_dir / manifest.get("model", "model"))
+    model_dir = rtl_dir / manifest.get("model", "model")
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"{rtl_dir} has no model/ folder: regenerate it with hgq-rtl rtl")
+    ir = ir_io.load(model_dir)
     inputs = verification_vectors(ir, n_vectors, data=data, seed=seed)
-    expected = reference.run(ir, inputs)
-    return verify(rtl_dir, inputs, expected, simulator=simulator, seed=seed, quiet=quiet)
+    outputs = reference.run_all(ir, inputs)
+    taps = [outputs[k] for k in range(len(manifest.get("taps") or []))]
+    return verify(
+        rtl_dir,
+        inputs,
+        outputs[-1],
+        simulator=simulator,
+        seed=seed,
+        quiet=quiet,
+        waves=waves_dir is not None,
+        build_dir=waves_dir,
+        expected_taps=taps or None,
+    )
 
 
 @dataclass(frozen=True)

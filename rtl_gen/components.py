@@ -273,6 +273,9 @@ class NetworkComponent(wiring.Component):
         Adder levels between pipeline registers inside each layer (default 2).
     register_inputs
         Register ``data_in`` before the first layer (default True; adds one cycle).
+    debug_taps
+        Also bring every hidden layer's output bus out on a port ``tap_<layer>`` (for
+        debugging a mismatch layer by layer; :meth:`tap_latency` gives when each is valid).
     """
 
     def __init__(
@@ -281,9 +284,11 @@ class NetworkComponent(wiring.Component):
         *,
         adder_levels_per_stage: int = DEFAULT_ADDER_LEVELS_PER_STAGE,
         register_inputs: bool = True,
+        debug_taps: bool = False,
     ) -> None:
         self.ir = ir
         self.register_inputs = register_inputs
+        self.debug_taps = debug_taps
         self.layers = [
             DenseComponent(layer, fmt, adder_levels_per_stage=adder_levels_per_stage)
             for layer, fmt in zip(ir.layers, ir.input_formats(), strict=True)
@@ -291,14 +296,23 @@ class NetworkComponent(wiring.Component):
         self.input_layout = BusLayout.of(ir.input)
         self.output_layout = BusLayout.of(ir.output)
         self.latency = int(register_inputs) + sum(layer.latency for layer in self.layers)
-        super().__init__(
-            {
-                "data_in": In(self.input_layout.port_width),
-                "valid_in": In(1),
-                "data_out": Out(self.output_layout.port_width),
-                "valid_out": Out(1),
-            }
-        )
+        members = {
+            "data_in": In(self.input_layout.port_width),
+            "valid_in": In(1),
+            "data_out": Out(self.output_layout.port_width),
+            "valid_out": Out(1),
+        }
+        for layer in self.tapped_layers():
+            members[f"tap_{layer.layer.name}"] = Out(layer.output_layout.port_width)
+        super().__init__(members)
+
+    def tapped_layers(self) -> list[DenseComponent]:
+        """The layers whose output has a debug port (all but the last, with ``debug_taps``)."""
+        return self.layers[:-1] if self.debug_taps else []
+
+    def tap_latency(self, index: int) -> int:
+        """Cycles from ``data_in`` to the output of layer ``index``."""
+        return int(self.register_inputs) + sum(layer.latency for layer in self.layers[: index + 1])
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -312,6 +326,8 @@ class NetworkComponent(wiring.Component):
             m.d.comb += layer.x.eq(bus)
             bus = layer.y
         m.d.comb += self.data_out.eq(bus)
+        for layer in self.tapped_layers():
+            m.d.comb += getattr(self, f"tap_{layer.layer.name}").eq(layer.y)
         valid = self.valid_in
         for stage in range(self.latency):
             reg = Signal(name=f"valid_{stage}")

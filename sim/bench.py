@@ -26,7 +26,7 @@ from cocotb.triggers import FallingEdge, ReadOnly
 
 from .bus import BusLayout
 from .config import BenchConfig
-from .scoreboard import score
+from .scoreboard import first_differing_layer, score, score_taps
 
 CLOCK_PERIOD_NS = 10
 RESET_CYCLES = 4
@@ -92,6 +92,12 @@ async def _drive_and_score(dut: Any, config: BenchConfig) -> dict[str, Any]:
     with np.load(config.vectors) as vectors:
         inputs = vectors["inputs"]
         expected = vectors["expected"]
+        # debug taps (hidden layers' outputs) are checked when the runner gave their reference
+        taps = [
+            (tap, vectors[f"tap_{k}"])
+            for k, tap in enumerate(manifest.get("taps", []))
+            if f"tap_{k}" in vectors.files
+        ]
     n_vectors = int(inputs.shape[0])
     progress_path = config.progress
     seed = config.seed
@@ -134,6 +140,8 @@ async def _drive_and_score(dut: Any, config: BenchConfig) -> dict[str, Any]:
     read_valid = valid_out._handle.get_signal_val_binstr  # the public .value builds a LogicArray
     read_data = data_out._handle.get_signal_val_binstr
     unknown_valid_cycles: list[int] = []
+    tap_readers = [getattr(dut, tap["port"])._handle.get_signal_val_binstr for tap, _ in taps]
+    tap_words: list[list[str]] = [[] for _ in taps]
     step = max(1, n_vectors // PROGRESS_STEPS)
     next_report = step
     driven = 0
@@ -171,6 +179,8 @@ async def _drive_and_score(dut: Any, config: BenchConfig) -> dict[str, Any]:
             output_cycles.append(cycle)
         elif flag != "0":
             unknown_valid_cycles.append(cycle)
+        for reader, words_seen in zip(tap_readers, tap_words, strict=True):
+            words_seen.append(reader())
     seconds = time.perf_counter() - started
     _write_progress(progress_path, n_vectors, n_vectors)
 
@@ -184,6 +194,13 @@ async def _drive_and_score(dut: Any, config: BenchConfig) -> dict[str, Any]:
         latency,
         unknown_valid_cycles,
     )
+    if taps:
+        results["taps"] = score_taps(taps, tap_words, input_cycles)
+        failure = results["first_failure"]
+        if failure is not None and failure.get("index") is not None:
+            failure["first_differing_layer"] = first_differing_layer(
+                results["taps"], failure["index"], manifest
+            )
     results.update(
         cycles=total_cycles,
         sim_seconds=seconds,

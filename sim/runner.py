@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +116,8 @@ class VerifyResult:
             line += f"; first failure: {failure['kind']} at vector {failure['index']}"
             if failure.get("elements"):
                 line += f", elements {failure['elements']}"
+            if failure.get("first_differing_layer"):
+                line += f", first differing layer {failure['first_differing_layer']}"
         return line
 
 
@@ -175,6 +177,7 @@ def verify(
     bubble_probability: float = 0.05,
     waves: bool = False,
     quiet: bool = False,
+    expected_taps: Sequence[np.ndarray] | None = None,
 ) -> VerifyResult:
     """Simulate the design in *rtl_dir* on *inputs* and compare its outputs with *expected*.
 
@@ -202,6 +205,10 @@ def verify(
         ``<build_dir>/sim_build/<top>.fst``); *build_dir* must then be given.
     quiet:
         No progress on stderr.
+    expected_taps:
+        For a design generated with debug taps: the reference output of every tapped (hidden)
+        layer, in manifest order. Each tap is then compared too, and a failure names the first
+        layer whose output differs (``first_failure["first_differing_layer"]``).
 
     Raises
     ------
@@ -228,6 +235,7 @@ def verify(
             "inputs and expected must have the same number of vectors, at least 1, "
             f"not {inputs.shape[0]} and {expected.shape[0]}"
         )
+    tap_arrays = _check_taps(manifest, expected_taps, inputs.shape[0])
     say = _Say(quiet)
 
     with _environment(simulator), _work_dir(build_dir) as work:
@@ -245,7 +253,7 @@ def verify(
             seed=seed,
             bubble_probability=bubble_probability,
         )
-        np.savez(config.vectors, inputs=inputs, expected=expected)
+        np.savez(config.vectors, inputs=inputs, expected=expected, **tap_arrays)
         for stale in (config.results, config.progress):
             stale.unlink(missing_ok=True)
         config.write(config_path)
@@ -346,6 +354,30 @@ def _build(
     stamp_path.write_text(json.dumps(stamp))
     say(f"built in {seconds:.1f} s")
     return seconds
+
+
+def _check_taps(
+    manifest: dict[str, Any], expected_taps: Sequence[np.ndarray] | None, n_vectors: int
+) -> dict[str, np.ndarray]:
+    """The tap references as ``tap_<k>`` arrays for the vectors file (empty without taps)."""
+    taps = manifest.get("taps") or []
+    if expected_taps is None:
+        return {}
+    if len(expected_taps) != len(taps):
+        raise ValueError(
+            f"expected_taps must hold {len(taps)} arrays (the manifest's taps), "
+            f"not {len(expected_taps)}"
+        )
+    arrays = {}
+    for k, (tap, values) in enumerate(zip(taps, expected_taps, strict=True)):
+        layout = BusLayout.from_manifest(f"tap {tap['layer']}", {**tap, "valid": ""})
+        values = layout.check_range(values)
+        if values.shape[0] != n_vectors:
+            raise ValueError(
+                f"expected_taps[{k}] has {values.shape[0]} vectors, the inputs {n_vectors}"
+            )
+        arrays[f"tap_{k}"] = values
+    return arrays
 
 
 @contextmanager

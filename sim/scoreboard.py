@@ -14,7 +14,7 @@ import numpy as np
 
 from .bus import BusLayout
 
-__all__ = ["score"]
+__all__ = ["first_differing_layer", "score", "score_taps"]
 
 
 def score(
@@ -116,3 +116,51 @@ def score(
     elif unknown_valid_cycles:
         results["first_failure"] = failure("unknown_valid", None, cycle=unknown_valid_cycles[0])
     return results
+
+
+def score_taps(
+    taps: Sequence[tuple[dict[str, Any], np.ndarray]],
+    words: Sequence[Sequence[str]],
+    input_cycles: Sequence[int],
+) -> list[dict[str, Any]]:
+    """Compare every hidden layer's output bus (debug taps) with its reference.
+
+    ``taps`` pairs each manifest ``taps`` entry with the reference outputs of that layer
+    ``(N, n_elements)``; ``words`` holds each tap port's value on every cycle (binary strings).
+    Vector ``k``'s value is read ``latency_cycles`` after its input cycle.
+
+    Returns one dict per tap: ``layer``, ``mismatches`` and ``failing`` (indices of the vectors
+    whose tap differs, at most the first 1000).
+    """
+    cycles = np.asarray(input_cycles, dtype=np.int64)
+    report = []
+    for (tap, expected), seen in zip(taps, words, strict=True):
+        layout = BusLayout.from_manifest(f"tap {tap['layer']}", {**tap, "valid": ""})
+        at = cycles + int(tap["latency_cycles"])
+        texts = [seen[c] if c < len(seen) else "x" for c in at.tolist()]
+        unknown = np.array(["x" in t.lower() or "z" in t.lower() for t in texts], dtype=bool)
+        actual = layout.unpack(
+            [0 if bad else int(t, 2) for t, bad in zip(texts, unknown, strict=True)]
+        )
+        n = min(len(actual), len(expected))
+        differs = np.any(actual[:n] != expected[:n], axis=1) | unknown[:n]
+        failing = np.flatnonzero(differs)
+        report.append(
+            {
+                "layer": tap["layer"],
+                "mismatches": int(failing.size),
+                "failing": failing[:1000].tolist(),
+            }
+        )
+    return report
+
+
+def first_differing_layer(
+    tap_report: Sequence[dict[str, Any]], index: int, manifest: dict[str, Any]
+) -> str:
+    """The first layer whose output differs for vector ``index`` (the last layer if no tap does)."""
+    for tap in tap_report:
+        if index in tap["failing"]:
+            return tap["layer"]
+    layers = manifest.get("layers") or [{"name": "output"}]
+    return str(layers[-1]["name"])

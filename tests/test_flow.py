@@ -3,6 +3,7 @@
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -117,3 +118,41 @@ def test_verification_vectors_cover_data_and_full_ranges():
     live = ir.input.width > 1
     assert np.all(vectors[:, live].min(axis=0) == lo[live])
     assert np.all(vectors[:, live].max(axis=0) == hi[live])
+
+
+@pytest.mark.slow
+def test_debug_taps_name_the_first_differing_layer(tmp_path: Path):
+    rng = np.random.default_rng(11)
+    ir = random_model(rng, (10, 8, 6, 4), name="tap_net")
+    design = tmp_path / "rtl"
+    manifest = emit(ir, design, RtlOptions(debug_taps=True))
+    assert [tap["layer"] for tap in manifest["taps"]] == ["dense_0", "dense_1"]
+    waves = tmp_path / "waves"
+    good = hgq_rtl("verify", str(design), "--vectors", "3000", "-q", "--waves", str(waves))
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert (waves / "dump.vcd").stat().st_size > 0
+    # break the first layer only: its tap and every later output differ
+    text = (design / "tap_net.v").read_text()
+    start = text.index("module \\tap_net.dense_0")
+    end = text.index("endmodule", start)
+    body, count = re.subn(r"(assign \S+\s+= \S+\s+)- ", r"\1+ ", text[start:end], count=1)
+    assert count == 1
+    broken = text[:start] + body + text[end:]
+    (design / "tap_net.v").write_text(broken)
+    document = json.loads((design / "manifest.json").read_text())
+    document["hashes"]["verilog_sha256"] = hashlib.sha256(broken.encode()).hexdigest()
+    (design / "manifest.json").write_text(json.dumps(document))
+    bad = hgq_rtl("verify", str(design), "--vectors", "3000", "-q")
+    assert bad.returncode == 1
+    assert "first differing layer dense_0" in bad.stdout
+    assert "first_differing_layer: dense_0" in bad.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("iverilog") is None, reason="Icarus Verilog (iverilog) is not installed"
+)
+def test_check3_on_icarus_agrees(random_design: Path):
+    result = hgq_rtl("verify", str(random_design), "--vectors", "3000", "--sim", "icarus", "-q")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS (icarus): 3000 vectors, 0 mismatches" in result.stdout
