@@ -11,6 +11,7 @@ This module is pure Python: it describes the arithmetic; :mod:`rtl_gen.component
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import count
 
@@ -42,7 +43,7 @@ class Node:
     ``lo``/``hi`` bound ``expr`` (the integer the hardware signal holds).
     """
 
-    kind: str  # "input", "const" or "add"
+    kind: str  # "input", "const", "add", or "ref" (operands[0] used shifted and signed)
     shift: int
     negative: bool
     coefficients: dict[int, int]
@@ -88,6 +89,20 @@ class RangeModel:
 
     def leaf(self, j: int, shift: int, digit: int) -> Node:
         return self.finish(Node("input", shift, digit < 0, {j: digit << shift}, 0, input_index=j))
+
+    def ref(self, base: Node, shift: int, negative: bool) -> Node:
+        """``±(base << shift)``: the same hardware signal as ``base``, used shifted and signed."""
+        sign = -1 if negative else 1
+        return self.finish(
+            Node(
+                "ref",
+                base.shift + shift,
+                base.negative != negative,
+                {j: sign * (c << shift) for j, c in base.coefficients.items()},
+                sign * (base.constant << shift),
+                operands=(base,),
+            )
+        )
 
     def const(self, value: int) -> Node:
         magnitude = abs(value)
@@ -141,21 +156,35 @@ class SumPlan:
         return [n for level in self.levels[1:] for n in level if n.kind == "add" and n.operands]
 
 
-def plan_sum(ranges: RangeModel, leaves: list[Node]) -> SumPlan:
-    """Sum ``leaves`` in a balanced tree.
+def plan_sum(
+    ranges: RangeModel, leaves: list[Node], depth_of: Callable[[Node], int] | None = None
+) -> SumPlan:
+    """Sum ``leaves`` in a balanced tree, level by level.
 
-    Each level sorts its nodes by (shift, width) and pairs neighbours, so operands with similar
-    alignment meet and adders stay narrow.
+    ``depth_of`` gives the adder level at which a leaf becomes available (shared
+    subexpressions arrive later than inputs); a leaf joins the tree at its own level, so the
+    sum is no deeper than it must be. Each level sorts its ready nodes by (shift, width) and
+    pairs neighbours, so operands with similar alignment meet and adders stay narrow.
     """
+    depth_of = depth_of or (lambda node: 0)
     if not leaves:
         leaves = [ranges.const(0)]
-    levels = [list(leaves)]
-    while len(levels[-1]) > 1:
-        current = sorted(levels[-1], key=lambda n: (n.shift, n.width, n.ident))
-        nxt = [ranges.add(current[k], current[k + 1]) for k in range(0, len(current) - 1, 2)]
-        if len(current) % 2:
-            nxt.append(current[-1])
-        levels.append(nxt)
+    waiting = sorted(leaves, key=lambda n: (depth_of(n), n.ident))
+    level = depth_of(waiting[0])
+    ready = [n for n in waiting if depth_of(n) <= level]
+    waiting = waiting[len(ready) :]
+    levels = [ready + waiting]
+    while len(ready) + len(waiting) > 1:
+        if len(ready) >= 2:
+            current = sorted(ready, key=lambda n: (n.shift, n.width, n.ident))
+            ready = [ranges.add(current[k], current[k + 1]) for k in range(0, len(current) - 1, 2)]
+            if len(current) % 2:
+                ready.append(current[-1])
+        level += 1
+        joining = [n for n in waiting if depth_of(n) <= level]
+        ready += joining
+        waiting = waiting[len(joining) :]
+        levels.append(ready + waiting)
     return SumPlan(levels)
 
 

@@ -22,10 +22,14 @@ from amaranth.lib.wiring import In, Out
 from hgq_rtl.ir.fixed import Activation, Overflow, RoundMode, bits_for_range
 from hgq_rtl.ir.model import DenseLayer, IRModel, TensorFormat, accumulator_frac_bits
 
-from .adder_tree import Node, RangeModel, SumPlan, dot_product_leaves, plan_sum
+from .adder_graph import SharedAdderGraph, Term
+from .adder_tree import Node, RangeModel, SumPlan, csd, plan_sum
 
 #: Default number of adder levels between two pipeline registers.
 DEFAULT_ADDER_LEVELS_PER_STAGE = 2
+#: Shared patterns are at most this many adder levels deep: on the digits model, deeper sharing
+#: saves under 1 % more adders but adds levels to every output's critical path.
+DEFAULT_MAX_SHARED_DEPTH = 3
 
 
 @dataclass(frozen=True)
@@ -102,30 +106,57 @@ class NeuronPlan:
 
 
 class DensePlan:
-    """Pure-integer plan of a dense layer: one :class:`SumPlan` per output, exact widths.
+    """Pure-integer plan of a dense layer: exact widths, optionally shared subexpressions.
+
+    Each output sums its CSD terms in a balanced tree. With ``share`` (the default), patterns
+    ``x_a ± (x_b << d)`` that recur across the layer are first built once
+    (:class:`~rtl_gen.adder_graph.SharedAdderGraph`) and the trees sum references to them.
 
     Rounding to nearest is folded into the bias (``RND(y) = TRN(y + 1/2)``), so the requantizer
     is a bit slice, a ReLU mux where the value can be negative, and a clamp only for SAT where
     the value can leave the output range.
     """
 
-    def __init__(self, layer: DenseLayer, input_format: TensorFormat) -> None:
+    def __init__(
+        self,
+        layer: DenseLayer,
+        input_format: TensorFormat,
+        *,
+        share: bool = True,
+        max_shared_depth: int | None = DEFAULT_MAX_SHARED_DEPTH,
+    ) -> None:
         self.layer = layer
         self.input_format = input_format
+        self._depth: dict[int, int] = {}
         lo, hi = input_format.int_range()
         self.ranges = RangeModel([int(v) for v in lo], [int(v) for v in hi])
         frac = accumulator_frac_bits(layer, input_format)
         live_inputs = input_format.width > 0
-        self.neurons = []
+        terms = []
         for i in range(layer.out_features):
             shifts = frac[i] - layer.weight_frac_bits[i] - input_format.frac_bits
             live = (layer.weight[i] != 0) & live_inputs
-            leaves = dot_product_leaves(
-                self.ranges,
-                [int(w) for w in layer.weight[i]],
-                [int(s) if ok else 0 for s, ok in zip(shifts, live, strict=True)],
-                [bool(v) for v in live],
+            terms.append(
+                [
+                    Term(int(j), position + int(shifts[j]), digit < 0)
+                    for j in np.flatnonzero(live)
+                    for position, digit in csd(int(layer.weight[i, j]))
+                ]
             )
+        inputs = {int(j): self.ranges.leaf(int(j), 0, 1) for j in np.flatnonzero(live_inputs)}
+        if share:
+            graph = SharedAdderGraph(self.ranges, terms, inputs, max_depth=max_shared_depth)
+            self.shared = graph.shared
+            leaves_of = graph.leaves
+        else:
+            self.shared = []
+
+            def leaves_of(i: int) -> list[Node]:
+                return [self.ranges.ref(inputs[t.variable], t.shift, t.negative) for t in terms[i]]
+
+        self.neurons = []
+        for i in range(layer.out_features):
+            leaves = leaves_of(i)
             rescale = int(frac[i] - layer.output.frac_bits[i])
             constant = 0
             if layer.bias[i] != 0:
@@ -134,27 +165,95 @@ class DensePlan:
                 constant += 1 << (rescale - 1)
             if constant:
                 leaves.append(self.ranges.const(constant))
-            self.neurons.append(NeuronPlan(plan_sum(self.ranges, leaves), rescale))
+            self.neurons.append(NeuronPlan(plan_sum(self.ranges, leaves, self.node_depth), rescale))
+
+    def node_depth(self, node: Node) -> int:
+        """Adder levels between the inputs and ``node``."""
+        if node.ident not in self._depth:
+            if node.kind == "ref":
+                depth = self.node_depth(node.operands[0])
+            elif node.kind == "add":
+                depth = 1 + max(self.node_depth(op) for op in node.operands)
+            else:
+                depth = 0
+            self._depth[node.ident] = depth
+        return self._depth[node.ident]
 
     @property
     def depth(self) -> int:
         """Adder levels of the deepest output."""
-        return max(n.tree.depth for n in self.neurons)
+        return max(self.node_depth(n.tree.root) for n in self.neurons)
+
+    def adders(self) -> list[Node]:
+        """Every adder of the layer: shared patterns first, then the output trees."""
+        return list(self.shared) + [a for n in self.neurons for a in n.tree.adders()]
 
     def adder_count(self) -> int:
-        return sum(len(n.tree.adders()) for n in self.neurons)
+        return len(self.adders())
 
     def adder_bits(self) -> int:
         """Sum of adder output widths: a first-order LUT estimate."""
-        return sum(a.width for n in self.neurons for a in n.tree.adders())
+        return sum(a.width for a in self.adders())
+
+
+@dataclass(frozen=True)
+class DelayModel:
+    """A first-order timing model for placing pipeline registers (defaults: UltraScale+-like).
+
+    An adder of ``w`` output bits takes ``level_ns + bit_ns * w`` (a LUT level plus its carry
+    chain); a requantizer with a ReLU or SAT mux takes ``level_ns``; every register costs
+    ``register_ns`` (clock-to-out + setup) of the period.
+    """
+
+    level_ns: float = 0.45
+    bit_ns: float = 0.015
+    register_ns: float = 0.35
+
+    def adder(self, width: int) -> float:
+        return self.level_ns + self.bit_ns * width
+
+
+def _schedule_levels(plan: DensePlan, levels_per_stage: int) -> dict[int, tuple[int, float]]:
+    """Stage of every adder: a register after every ``levels_per_stage`` adder levels."""
+    return {a.ident: ((plan.node_depth(a) - 1) // levels_per_stage, 0.0) for a in plan.adders()}
+
+
+def _schedule_delay(
+    plan: DensePlan, clock_ns: float, model: DelayModel
+) -> dict[int, tuple[int, float]]:
+    """Stage and arrival time of every adder, registering where the period would be exceeded.
+
+    Adders are visited in order of depth; each starts in the latest stage of its operands and
+    moves to the next stage (its operands registered) when its arrival time would pass
+    ``clock_ns``. Greedy as-soon-as-possible, so values travel as far as the period allows.
+    """
+    budget = clock_ns - model.register_ns
+    timing: dict[int, tuple[int, float]] = {}
+
+    def at(node: Node) -> tuple[int, float]:
+        while node.kind == "ref":
+            node = node.operands[0]
+        return timing.get(node.ident, (0, 0.0))
+
+    for adder in sorted(plan.adders(), key=plan.node_depth):
+        operands = [at(op) for op in adder.operands]
+        stage = max(s for s, _ in operands)
+        start = max((t for s, t in operands if s == stage), default=0.0)
+        finish = start + model.adder(adder.width)
+        if finish > budget and start > 0:
+            stage, finish = stage + 1, model.adder(adder.width)
+        timing[adder.ident] = (stage, finish)
+    return timing
 
 
 class DenseComponent(wiring.Component):
     """A fully unrolled, pipelined dense layer with constant weights.
 
     Ports: ``x`` (input bus, :class:`BusLayout` of the input format) and ``y`` (output bus).
-    A pipeline register follows every ``adder_levels_per_stage`` adder levels; the requantized
-    output is registered. :attr:`latency` is the number of registers from ``x`` to ``y``.
+    Pipelining: a register after every ``adder_levels_per_stage`` adder levels, or, with
+    ``clock_ns``, wherever the :class:`DelayModel` says the period would be exceeded. A value
+    used in a later stage than its own passes through a delay line; the requantized output is
+    registered. :attr:`latency` is the number of registers from ``x`` to ``y``.
     """
 
     def __init__(
@@ -163,79 +262,131 @@ class DenseComponent(wiring.Component):
         input_format: TensorFormat,
         *,
         adder_levels_per_stage: int = DEFAULT_ADDER_LEVELS_PER_STAGE,
+        clock_ns: float | None = None,
+        share: bool = True,
+        delay_model: DelayModel | None = None,
     ) -> None:
         if not isinstance(adder_levels_per_stage, int) or adder_levels_per_stage < 1:
             raise ValueError(
                 f"adder_levels_per_stage must be a positive integer, not {adder_levels_per_stage!r}"
             )
+        if clock_ns is not None and not clock_ns > 0:
+            raise ValueError(f"clock_ns must be > 0, not {clock_ns!r}")
         self.layer = layer
-        self.plan = DensePlan(layer, input_format)
+        self.share = share
+        self.plan = DensePlan(layer, input_format, share=share)
         self.adder_levels_per_stage = adder_levels_per_stage
+        self.clock_ns = clock_ns
+        self.delay_model = delay_model or DelayModel()
         self.input_layout = BusLayout.of(input_format)
         self.output_layout = BusLayout.of(layer.output)
-        depth = self.plan.depth
-        self.latency = max(1, -(-depth // adder_levels_per_stage))
+        if clock_ns is None:
+            self.timing = _schedule_levels(self.plan, adder_levels_per_stage)
+        else:
+            self.timing = _schedule_delay(self.plan, clock_ns, self.delay_model)
+        self.final_stage = self._final_stage()
+        self.latency = self.final_stage + 1
         super().__init__(
             {"x": In(self.input_layout.port_width), "y": Out(self.output_layout.port_width)}
         )
 
-    def _register_after(self, level: int) -> bool:
-        return level % self.adder_levels_per_stage == 0 and level < self.plan.depth
+    def stage(self, node: Node) -> int:
+        while node.kind == "ref":
+            node = node.operands[0]
+        return self.timing.get(node.ident, (0, 0.0))[0]
+
+    def _final_stage(self) -> int:
+        """The stage the requantizers run in (after every root is available)."""
+        final = 0
+        for neuron in self.plan.neurons:
+            root = neuron.tree.root
+            stage = self.stage(root)
+            if self.clock_ns is not None:
+                node = root
+                while node.kind == "ref":
+                    node = node.operands[0]
+                arrival = self.timing.get(node.ident, (0, 0.0))[1]
+                budget = self.clock_ns - self.delay_model.register_ns
+                if arrival > 0 and arrival + self.delay_model.level_ns > budget:
+                    stage += 1
+            final = max(final, stage)
+        return final
+
+    def register_bits(self) -> int:
+        """Pipeline and delay-line register bits inside the layer (output register excluded)."""
+        bits = 0
+        for node, lines in self._delay_lines().items():
+            bits += node.width * lines
+        return bits
+
+    def _delay_lines(self) -> dict[Node, int]:
+        """How many registers each value needs to reach the latest stage that reads it."""
+        latest: dict[int, int] = {}
+        nodes: dict[int, Node] = {}
+
+        def use(node: Node, stage: int) -> None:
+            while node.kind == "ref":
+                node = node.operands[0]
+            if node.kind == "const":
+                return
+            nodes[node.ident] = node
+            latest[node.ident] = max(latest.get(node.ident, 0), stage)
+
+        for adder in self.plan.adders():
+            for op in adder.operands:
+                use(op, self.stage(adder))
+        for neuron in self.plan.neurons:
+            use(neuron.tree.root, self.final_stage)
+        return {
+            nodes[k]: latest[k] - self.stage(nodes[k])
+            for k in latest
+            if latest[k] > self.stage(nodes[k])
+        }
 
     def elaborate(self, platform) -> Module:
         m = Module()
         prefix = self.layer.name
         inputs = self.input_layout.fields(self.x)
-        signals: dict[int, Value] = {}
+        own: dict[int, Value] = {}
+        delayed: dict[tuple[int, int], Value] = {}
 
-        def value(node: Node) -> Value:
-            if node.ident in signals:
-                return signals[node.ident]
-            if node.kind == "input":
-                return inputs[node.input_index]
+        def at(node: Node, stage: int) -> Value:
+            """``node``'s signal as seen in ``stage`` (through a delay line if needed)."""
+            while node.kind == "ref":
+                node = node.operands[0]
             if node.kind == "const":
                 return C(node.hi, _shape(node.lo, node.hi))
-            raise AssertionError("an adder is built before it is used")
+            home = self.stage(node)
+            if stage == home:
+                return inputs[node.input_index] if node.kind == "input" else own[node.ident]
+            key = (node.ident, stage)
+            if key not in delayed:
+                reg = Signal(
+                    _shape(node.lo, node.hi),
+                    name=f"{prefix}_v{node.ident}_s{stage}",
+                    reset_less=True,
+                )
+                m.d.sync += reg.eq(at(node, stage - 1))
+                delayed[key] = reg
+            return delayed[key]
 
-        for level in range(1, self.plan.depth + 1):
-            for i, neuron in enumerate(self.plan.neurons):
-                if level > neuron.tree.depth:
-                    continue
-                for node in neuron.tree.levels[level]:
-                    if node.kind != "add" or node.ident in signals:
-                        continue
-                    a, b = node.operands
-                    lhs = value(a) << (a.shift - node.shift)
-                    rhs = value(b) << (b.shift - node.shift)
-                    sig = Signal(
-                        _shape(node.lo, node.hi), name=f"{prefix}_o{i}_l{level}_{node.ident}"
-                    )
-                    m.d.comb += sig.eq(lhs - rhs if node.subtract else lhs + rhs)
-                    signals[node.ident] = sig
-            if self._register_after(level):
-                for i, neuron in enumerate(self.plan.neurons):
-                    current = neuron.tree.levels[min(level, neuron.tree.depth)]
-                    for node in current:
-                        if node.kind == "const":
-                            continue
-                        reg = Signal(
-                            _shape(node.lo, node.hi),
-                            name=f"{prefix}_o{i}_r{level}_{node.ident}",
-                            reset_less=True,
-                        )
-                        m.d.sync += reg.eq(value(node))
-                        signals[node.ident] = reg
+        for adder in sorted(self.plan.adders(), key=self.plan.node_depth):
+            stage = self.stage(adder)
+            a, b = adder.operands
+            lhs = at(a, stage) << (a.shift - adder.shift)
+            rhs = at(b, stage) << (b.shift - adder.shift)
+            sig = Signal(_shape(adder.lo, adder.hi), name=f"{prefix}_a{adder.ident}_s{stage}")
+            m.d.comb += sig.eq(lhs - rhs if adder.subtract else lhs + rhs)
+            own[adder.ident] = sig
 
-        out_bits = []
+        y = Signal(self.output_layout.port_width, name=f"{prefix}_y", reset_less=True)
         for i, neuron in enumerate(self.plan.neurons):
             width = self.output_layout.width[i]
             if width == 0:
                 continue
-            out_bits.append((i, self._requantize(m, i, neuron, value(neuron.tree.root))))
-        y = Signal(self.output_layout.port_width, name=f"{prefix}_y", reset_less=True)
-        for i, bits in out_bits:
-            lsb, width = self.output_layout.lsb[i], self.output_layout.width[i]
-            m.d.sync += y[lsb : lsb + width].eq(bits)
+            lsb = self.output_layout.lsb[i]
+            root = at(neuron.tree.root, self.final_stage)
+            m.d.sync += y[lsb : lsb + width].eq(self._requantize(m, i, neuron, root))
         m.d.comb += self.y.eq(y)
         return m
 
@@ -276,6 +427,11 @@ class NetworkComponent(wiring.Component):
     debug_taps
         Also bring every hidden layer's output bus out on a port ``tap_<layer>`` (for
         debugging a mismatch layer by layer; :meth:`tap_latency` gives when each is valid).
+    share
+        Build recurring patterns ``x_a ± (x_b << d)`` once per layer (default True).
+    clock_ns
+        Place registers by a delay model for this clock period instead of every
+        ``adder_levels_per_stage`` levels.
     """
 
     def __init__(
@@ -285,12 +441,20 @@ class NetworkComponent(wiring.Component):
         adder_levels_per_stage: int = DEFAULT_ADDER_LEVELS_PER_STAGE,
         register_inputs: bool = True,
         debug_taps: bool = False,
+        share: bool = True,
+        clock_ns: float | None = None,
     ) -> None:
         self.ir = ir
         self.register_inputs = register_inputs
         self.debug_taps = debug_taps
         self.layers = [
-            DenseComponent(layer, fmt, adder_levels_per_stage=adder_levels_per_stage)
+            DenseComponent(
+                layer,
+                fmt,
+                adder_levels_per_stage=adder_levels_per_stage,
+                clock_ns=clock_ns,
+                share=share,
+            )
             for layer, fmt in zip(ir.layers, ir.input_formats(), strict=True)
         ]
         self.input_layout = BusLayout.of(ir.input)

@@ -38,11 +38,17 @@ class RtlOptions:
     more latency and registers). ``register_inputs``: register ``data_in`` first.
     ``debug_taps``: add a port ``tap_<layer>`` with each hidden layer's output (listed in the
     manifest under ``taps``), so a mismatch can be traced to the first layer that differs.
+    ``share_subexpressions``: build patterns that recur across a layer's outputs once (an adder
+    graph) instead of one independent shift-and-add tree per output.
+    ``clock_ns``: place pipeline registers by a delay model for this period (see
+    :class:`~rtl_gen.components.DelayModel`) instead of every ``adder_levels_per_stage`` levels.
     """
 
     adder_levels_per_stage: int = DEFAULT_ADDER_LEVELS_PER_STAGE
     register_inputs: bool = True
     debug_taps: bool = False
+    share_subexpressions: bool = True
+    clock_ns: float | None = None
 
 
 def build(ir: IRModel, options: RtlOptions | None = None) -> NetworkComponent:
@@ -53,6 +59,8 @@ def build(ir: IRModel, options: RtlOptions | None = None) -> NetworkComponent:
         adder_levels_per_stage=options.adder_levels_per_stage,
         register_inputs=options.register_inputs,
         debug_taps=options.debug_taps,
+        share=options.share_subexpressions,
+        clock_ns=options.clock_ns,
     )
 
 
@@ -119,6 +127,8 @@ def manifest(
                 "adder_depth": layer.plan.depth,
                 "adders": layer.plan.adder_count(),
                 "adder_bits": layer.plan.adder_bits(),
+                "shared_adders": len(layer.plan.shared),
+                "pipeline_register_bits": layer.register_bits(),
             }
             for layer in component.layers
         ],
@@ -126,6 +136,8 @@ def manifest(
             "adder_levels_per_stage": component.layers[0].adder_levels_per_stage,
             "register_inputs": component.register_inputs,
             "debug_taps": component.debug_taps,
+            "share_subexpressions": component.layers[0].share,
+            "clock_ns": component.layers[0].clock_ns,
         },
         "model": MODEL_SUBDIR,
         "hashes": {

@@ -7,10 +7,10 @@ import pytest
 
 from hgq_rtl.ir import reference
 from hgq_rtl.ir.fixed import Activation, Overflow, RoundMode
-from hgq_rtl.ir.model import DenseLayer, IRModel
+from hgq_rtl.ir.model import DenseLayer, IRModel, TensorFormat
 from hgq_rtl.ir.random import random_dense, random_format, random_model
 from rtl_gen.adder_tree import RangeModel, csd, dot_product_leaves, plan_sum
-from rtl_gen.components import DensePlan, NetworkComponent
+from rtl_gen.components import DenseComponent, DensePlan, NetworkComponent
 from rtl_gen.simulate import simulate
 
 
@@ -127,3 +127,49 @@ def test_zero_width_and_zero_weights_cost_nothing():
     }
     live = {j for j in range(4) if fmt.width[j] > 0 and np.any(layer.weight[:, j] != 0)}
     assert used <= live
+
+
+def test_shared_patterns_save_adders_and_keep_exact_ranges():
+    """Two outputs that both contain 5*x0 + 6*x1 (as CSD terms) share the pattern."""
+    fmt = TensorFormat(np.array([1, 0, 1]), np.array([3, 4, 2]), np.array([0, 0, 0]))
+    weight = np.array([[5, 6, 1], [5, 6, -3], [10, 12, 0]])
+    layer = DenseLayer(
+        "dense_0", weight, np.zeros((3, 3), int), np.zeros(3, int), np.zeros(3, int),
+        TensorFormat(np.ones(3), np.full(3, 9), np.zeros(3)),
+    )  # fmt: skip
+    shared = DensePlan(layer, fmt, share=True)
+    tree = DensePlan(layer, fmt, share=False)
+    assert shared.shared, "no pattern was shared"
+    assert shared.adder_count() < tree.adder_count()
+    grid = itertools.product(range(-8, 8), range(0, 16), range(-4, 4))
+    x = np.array(list(grid))
+    for node in shared.adders():
+        v = x @ np.array([node.coefficients.get(j, 0) for j in range(3)]) + node.constant
+        expr = (-v if node.negative else v) >> node.shift
+        assert (node.lo, node.hi) == (expr.min(), expr.max())
+    ir = IRModel("shared_net", fmt, (layer,))
+    y = simulate(NetworkComponent(ir, share=True), x[::7])
+    assert np.array_equal(y, reference.run(ir, x[::7]))
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize(("share", "clock_ns"), [(False, None), (True, None), (True, 2.0)])
+def test_check2_sharing_and_delay_pipelining(seed, share, clock_ns):
+    rng = np.random.default_rng(300 + seed)
+    ir = random_model(rng, (12, 10, 6))
+    assert _check2(ir, seed=seed, share=share, clock_ns=clock_ns) == 0
+
+
+def test_delay_model_places_registers_within_the_period():
+    rng = np.random.default_rng(9)
+    ir = random_model(rng, (24, 16))
+    layer = DenseComponent(ir.layers[0], ir.input, clock_ns=1.5)
+    model = layer.delay_model
+    budget = 1.5 - model.register_ns
+    for adder in layer.plan.adders():
+        stage, arrival = layer.timing[adder.ident]
+        # an adder starts a new stage when chaining it would pass the period
+        assert arrival <= budget or arrival == pytest.approx(model.adder(adder.width))
+    slow = DenseComponent(ir.layers[0], ir.input, clock_ns=100.0)
+    assert slow.latency == 1 and slow.register_bits() == 0
+    assert layer.latency > slow.latency
