@@ -149,7 +149,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict) or document.get("schema") != SCHEMA:
         raise IRFormatError(f"{path} is not an hgq-rtl IR file (schema must be {SCHEMA!r})")
     version = document.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:  # JSON true is not 1
         raise IRFormatError(
             f"{path} has schema_version {version!r}; this hgq-rtl reads version {SCHEMA_VERSION}"
         )
@@ -221,9 +221,9 @@ def _from_documents(document: dict[str, Any], arrays: dict[str, np.ndarray]) -> 
         for key, size in (("in_features", layers[-1].in_features), ("out_features", None)):
             declared = entry.get(key)
             actual = size if size is not None else layers[-1].out_features
-            if declared != actual:
+            if type(declared) is not int or declared != actual:  # JSON true is not 1
                 raise IRFormatError(
-                    f"layer {name!r} declares {key}={declared}, arrays give {actual}"
+                    f"layer {name!r} declares {key}={declared!r}, arrays give {actual}"
                 )
     input_entry = document["input"]
     if not isinstance(input_entry, dict):
@@ -237,10 +237,9 @@ def _from_documents(document: dict[str, Any], arrays: dict[str, np.ndarray]) -> 
         input_overflow=Overflow(input_entry.get("overflow", "SAT")),
         metadata=document.get("metadata", {}),
     )
-    if input_entry.get("size") != model.input.size:
-        raise IRFormatError(
-            f"input declares size {input_entry.get('size')}, arrays give {model.input.size}"
-        )
+    size = input_entry.get("size")
+    if type(size) is not int or size != model.input.size:
+        raise IRFormatError(f"input declares size {size!r}, arrays give {model.input.size}")
     return model
 
 

@@ -14,6 +14,13 @@ def quantize_input(ir: IRModel, x: np.ndarray) -> np.ndarray:
     Rounds to each element's fractional bits (ties up, as the torch input quantizer does in
     float64) and applies the model's input overflow mode.
     """
+    scaled = round_input(ir, x)
+    return overflow(scaled, ir.input.signed, ir.input.width, ir.input_overflow)
+
+
+def round_input(ir: IRModel, x: np.ndarray) -> np.ndarray:
+    """Steps 1–2 of :func:`quantize_input`: real inputs rounded to each element's step, as
+    ``int64`` clipped to ``[-2**62, 2**62]``, *before* the input overflow mode is applied."""
     x = np.asarray(x, np.float64)
     if x.ndim != 2 or x.shape[1] != ir.input.size:
         raise ValueError(f"inputs must have shape (n, {ir.input.size}), not {x.shape}")
@@ -21,8 +28,7 @@ def quantize_input(ir: IRModel, x: np.ndarray) -> np.ndarray:
         raise ValueError("inputs contain NaN or inf")
     scaled = np.floor(np.ldexp(x, ir.input.frac_bits[None, :]) + 0.5)
     limit = 2.0**62
-    scaled = np.clip(scaled, -limit, limit).astype(np.int64)
-    return overflow(scaled, ir.input.signed, ir.input.width, ir.input_overflow)
+    return np.clip(scaled, -limit, limit).astype(np.int64)
 
 
 def to_real(fmt: TensorFormat, values: np.ndarray) -> np.ndarray:
@@ -58,12 +64,19 @@ def dense_accumulate(layer: DenseLayer, fmt: TensorFormat, x: np.ndarray) -> tup
     return x @ coefficients.T + bias[None, :], frac
 
 
-def run_layer(layer: DenseLayer, fmt: TensorFormat, x: np.ndarray) -> np.ndarray:
-    """One layer on integer inputs of format ``fmt``; returns integers of ``layer.output``."""
+def pre_overflow(layer: DenseLayer, fmt: TensorFormat, x: np.ndarray) -> np.ndarray:
+    """One layer up to its activation: rounded to the output's step, ReLU applied, *not yet*
+    wrapped or saturated into ``layer.output`` (what :mod:`hgq_rtl.ir.overflow` inspects)."""
     acc, frac = dense_accumulate(layer, fmt, x)
     out = shift_round(acc, (frac - layer.output.frac_bits)[None, :], layer.round_mode)
     if layer.activation is Activation.RELU:
         out = np.maximum(out, 0)
+    return out
+
+
+def run_layer(layer: DenseLayer, fmt: TensorFormat, x: np.ndarray) -> np.ndarray:
+    """One layer on integer inputs of format ``fmt``; returns integers of ``layer.output``."""
+    out = pre_overflow(layer, fmt, x)
     return overflow(out, layer.output.signed, layer.output.width, layer.overflow)
 
 
@@ -112,9 +125,11 @@ __all__ = [
     "dense_accumulate",
     "ebops",
     "layer_ebops",
+    "pre_overflow",
     "predict",
     "quantize_input",
     "random_inputs",
+    "round_input",
     "run",
     "run_all",
     "run_layer",
