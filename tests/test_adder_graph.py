@@ -1,0 +1,89 @@
+"""Shared-subexpression adder graphs: exact values and widths, fewer adder bits, depth bound."""
+
+import numpy as np
+import pytest
+
+from hgq_rtl.ir.fixed import RoundMode
+from hgq_rtl.ir.model import DenseLayer, TensorFormat
+from rtl_gen.adder_graph import SharedAdderGraph, Term
+from rtl_gen.adder_tree import Node, RangeModel, csd
+from rtl_gen.components import DensePlan
+
+
+def _matrix_layer(rng: np.random.Generator, outputs: int, inputs: int, bits: int):
+    weight = rng.integers(-(2 ** (bits - 1)), 2 ** (bits - 1), size=(outputs, inputs))
+    fmt = TensorFormat(np.ones(inputs, bool), np.full(inputs, 5), np.zeros(inputs, int))
+    wide = TensorFormat(np.ones(outputs, bool), np.full(outputs, 30), np.zeros(outputs, int))
+    zeros = np.zeros(outputs, int)
+    layer = DenseLayer(
+        "d", weight, np.zeros_like(weight), zeros, zeros, wide, round_mode=RoundMode.TRN
+    )
+    return layer, fmt
+
+
+def _signal(node: Node, x: list[int], memo: dict[int, int]) -> int:
+    """The integer the hardware signal of ``node`` holds, computed as the components build it:
+    an adder aligns its operands' signals to its own shift and adds or subtracts them."""
+    if node.kind == "ref":
+        return _signal(node.operands[0], x, memo)
+    if node.kind == "input":
+        return x[node.input_index]
+    if node.kind == "const":
+        return node.hi
+    if node.ident not in memo:
+        a, b = node.operands
+        lhs = _signal(a, x, memo) << (a.shift - node.shift)
+        rhs = _signal(b, x, memo) << (b.shift - node.shift)
+        memo[node.ident] = lhs - rhs if node.subtract else lhs + rhs
+    return memo[node.ident]
+
+
+def _value(node: Node, x: list[int], memo: dict[int, int]) -> int:
+    signal = _signal(node, x, memo)
+    return (-signal if node.negative else signal) << node.shift
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_shared_plan_is_exact_and_within_its_widths(seed):
+    rng = np.random.default_rng(seed)
+    layer, fmt = _matrix_layer(rng, 7, 9, 6)
+    plan = DensePlan(layer, fmt, share=True)
+    assert plan.shared, "a 7x9 6-bit matrix has recurring patterns"
+    lo, hi = fmt.int_range()
+    vectors = [lo, hi] + list(rng.integers(lo, hi + 1, size=(200, lo.size)))
+    for x in vectors:
+        x = [int(v) for v in x]
+        memo: dict[int, int] = {}
+        for node in plan.adders():
+            assert node.lo <= _signal(node, x, memo) <= node.hi, "a width is too narrow"
+        got = [_value(n.tree.root, x, memo) for n in plan.neurons]
+        assert got == [int(v) for v in layer.weight @ np.array(x)]
+
+
+def test_sharing_needs_fewer_adders_and_adder_bits_than_the_trees():
+    layer, fmt = _matrix_layer(np.random.default_rng(5), 16, 16, 8)
+    shared = DensePlan(layer, fmt, share=True)
+    trees = DensePlan(layer, fmt, share=False)
+    assert shared.adder_count() < 0.8 * trees.adder_count()
+    assert shared.adder_bits() < 0.85 * trees.adder_bits()
+
+
+@pytest.mark.parametrize("max_depth", [1, 2, 3])
+def test_depth_bound_is_respected(max_depth):
+    rng = np.random.default_rng(11)
+    weight = rng.integers(-64, 64, size=(10, 12))
+    ranges = RangeModel([-128] * 12, [127] * 12)
+    inputs = {j: ranges.leaf(j, 0, 1) for j in range(12)}
+    outputs = [
+        [Term(j, p, d < 0) for j, w in enumerate(row) for p, d in csd(int(w))] for row in weight
+    ]
+    graph = SharedAdderGraph(ranges, outputs, inputs, max_depth=max_depth)
+    assert graph.shared
+    assert max(graph.depth.values()) <= max_depth
+    # every output still sums to its row of the matrix
+    for row, terms in zip(weight, graph.outputs, strict=True):
+        total: dict[int, int] = {}
+        for t in terms:
+            for j, c in graph.variables[t.variable].coefficients.items():
+                total[j] = total.get(j, 0) + (-c if t.negative else c) * (1 << t.shift)
+        assert {j: c for j, c in total.items() if c} == {j: int(w) for j, w in enumerate(row) if w}
