@@ -5,6 +5,7 @@ Usage::
     .venv/bin/pip install alkaid==0.8.2        # or: pip install -e .[bench]
     .venv/bin/python benchmarks/vs_alkaid.py [--sizes 8 16 32 64 128] [--bits 4 8] [--no-fmax]
         [--digits-rtl MODEL_DIR] [--out DIR] [--quick] [--vectors 1000] [--adder-levels 2]
+        [--writer amaranth|direct]
 
 Rows: random ``N x N`` matrices with uniformly drawn signed ``bits``-bit weights and signed 8-bit
 inputs (seed ``1000 * N + bits``), and optionally a trained model folder (the IR, e.g. the
@@ -346,7 +347,9 @@ def bench_row(
         if not np.array_equal(numpy_y, expected.astype(object)):
             raise BenchError(f"{name}: the IR reference differs from numpy")
 
-    options = RtlOptions(adder_levels_per_stage=args.adder_levels, clock_ns=args.clock_ns)
+    options = RtlOptions(
+        adder_levels_per_stage=args.adder_levels, clock_ns=args.clock_ns, writer=args.writer
+    )
     ours_dir = work / "ours"
     manifest = emit(ir, ours_dir, options, name="ours")
     check2 = None
@@ -425,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vectors", type=int, default=1000)
     p.add_argument("--adder-levels", type=int, default=2, help="our adder levels per stage")
     p.add_argument("--clock-ns", type=float, help="our delay-aware pipelining period instead")
+    p.add_argument(
+        "--writer", choices=["amaranth", "direct"], default="amaranth", help="our Verilog writer"
+    )
     p.add_argument("--target-ns", type=float, default=5.0, help="nextpnr clock target")
     p.add_argument("--alkaid-dc", type=int, default=2, help="alkaid's hard delay constraint")
     args = p.parse_args(argv)

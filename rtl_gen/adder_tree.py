@@ -153,7 +153,11 @@ class SumPlan:
         return self.levels[-1][0]
 
     def adders(self) -> list[Node]:
-        return [n for level in self.levels[1:] for n in level if n.kind == "add" and n.operands]
+        """Every adder of the tree once (a node without a partner is carried to later levels)."""
+        found = {
+            n.ident: n for level in self.levels[1:] for n in level if n.kind == "add" and n.operands
+        }
+        return list(found.values())
 
 
 def plan_sum(

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,25 @@ from hgq_rtl.ir import io as ir_io
 from hgq_rtl.ir.model import IRModel, TensorFormat
 
 from .components import DEFAULT_ADDER_LEVELS_PER_STAGE, BusLayout, NetworkComponent
+from .netlist_verilog import write_verilog
 
 MANIFEST_SCHEMA = "hgq-rtl-manifest"
 MANIFEST_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 #: The IR the design was generated from is copied here, so a design folder is self-contained.
 MODEL_SUBDIR = "model"
+
+
+class VerilogWriter(StrEnum):
+    """How the Verilog text is produced from the component.
+
+    ``AMARANTH``: Amaranth's back end (RTLIL, then its builtin Yosys), a few milliseconds per
+    adder. ``DIRECT``: :func:`rtl_gen.netlist_verilog.write_verilog`, the same design written
+    straight from the plan, for layers with thousands of adders.
+    """
+
+    AMARANTH = "amaranth"
+    DIRECT = "direct"
 
 
 @dataclass(frozen=True)
@@ -42,6 +56,7 @@ class RtlOptions:
     graph) instead of one independent shift-and-add tree per output.
     ``clock_ns``: place pipeline registers by a delay model for this period (see
     :class:`~rtl_gen.components.DelayModel`) instead of every ``adder_levels_per_stage`` levels.
+    ``writer``: :class:`VerilogWriter` (or its value, ``"amaranth"`` or ``"direct"``).
     """
 
     adder_levels_per_stage: int = DEFAULT_ADDER_LEVELS_PER_STAGE
@@ -49,6 +64,14 @@ class RtlOptions:
     debug_taps: bool = False
     share_subexpressions: bool = True
     clock_ns: float | None = None
+    writer: VerilogWriter = VerilogWriter.AMARANTH
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "writer", VerilogWriter(self.writer))
+        except ValueError:
+            choices = ", ".join(repr(w.value) for w in VerilogWriter)
+            raise ValueError(f"writer must be one of {choices}, not {self.writer!r}") from None
 
 
 def build(ir: IRModel, options: RtlOptions | None = None) -> NetworkComponent:
@@ -64,8 +87,15 @@ def build(ir: IRModel, options: RtlOptions | None = None) -> NetworkComponent:
     )
 
 
-def to_verilog(component: NetworkComponent, name: str) -> str:
-    """Verilog text of ``component`` with top module ``name`` (Amaranth's builtin Yosys)."""
+def to_verilog(
+    component: NetworkComponent, name: str, writer: VerilogWriter = VerilogWriter.AMARANTH
+) -> str:
+    """Verilog text of ``component`` with top module ``name``.
+
+    ``writer``: Amaranth's builtin Yosys (the default) or the direct writer.
+    """
+    if VerilogWriter(writer) is VerilogWriter.DIRECT:
+        return write_verilog(component, name)
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     return verilog.convert(component, name=name, emit_src=False)
 
@@ -85,9 +115,13 @@ def _elements(fmt: TensorFormat, layout: BusLayout) -> list[dict[str, Any]]:
 
 
 def manifest(
-    component: NetworkComponent, name: str, verilog_text: str, model_hash: str
+    component: NetworkComponent,
+    name: str,
+    verilog_text: str,
+    model_hash: str,
+    writer: VerilogWriter = VerilogWriter.AMARANTH,
 ) -> dict[str, Any]:
-    """The ``manifest.json`` document of a generated design."""
+    """The ``manifest.json`` document of a generated design (``writer``: who wrote the text)."""
     ir = component.ir
     return {
         "schema": MANIFEST_SCHEMA,
@@ -138,6 +172,7 @@ def manifest(
             "debug_taps": component.debug_taps,
             "share_subexpressions": component.layers[0].share,
             "clock_ns": component.layers[0].clock_ns,
+            "writer": VerilogWriter(writer).value,
         },
         "model": MODEL_SUBDIR,
         "hashes": {
@@ -158,13 +193,15 @@ def emit(
     start = time.perf_counter()
     name = name or ir.name
     out_dir = Path(out_dir)
+    options = options or RtlOptions()
     component = build(ir, options)
-    text = to_verilog(component, name)
+    text = to_verilog(component, name, options.writer)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         ir_io.save(ir, tmp / MODEL_SUBDIR)
-        document = manifest(component, name, text, ir_io.model_sha256(tmp / MODEL_SUBDIR))
+        model_hash = ir_io.model_sha256(tmp / MODEL_SUBDIR)
+        document = manifest(component, name, text, model_hash, options.writer)
         (tmp / f"{name}.v").write_text(text)
         (tmp / MANIFEST_FILE).write_text(json.dumps(document, indent=2) + "\n")
         ir_io.replace_folder(tmp, out_dir)

@@ -87,3 +87,94 @@ def test_depth_bound_is_respected(max_depth):
             for j, c in graph.variables[t.variable].coefficients.items():
                 total[j] = total.get(j, 0) + (-c if t.negative else c) * (1 << t.shift)
         assert {j: c for j, c in total.items() if c} == {j: int(w) for j, w in enumerate(row) if w}
+
+
+def _greedy_by_recounting(ranges, outputs, inputs, max_depth):
+    """The greedy CSE the graph implements, recounting every pattern from scratch each step."""
+    variables, depth = dict(inputs), dict.fromkeys(inputs, 0)
+    outputs = [list(terms) for terms in outputs]
+    chosen, dead = [], set()
+
+    def magnitude(v):
+        lo, hi = ranges.value_range(variables[v].coefficients, 0)
+        return max(-lo, hi)
+
+    def rank(key, counts):
+        a, b, d, _ = key
+        width = ((magnitude(a) << max(-d, 0)) + (magnitude(b) << max(d, 0))).bit_length()
+        return (-counts[key], width, 1 + max(depth[a], depth[b]), key)
+
+    while True:
+        counts: dict[tuple, int] = {}
+        for terms in outputs:
+            for p, t in enumerate(terms):
+                for u in terms[p + 1 :]:
+                    t1, u1 = sorted((t, u), key=lambda x: (x.variable, x.shift))
+                    key = (
+                        t1.variable,
+                        u1.variable,
+                        u1.shift - t1.shift,
+                        t1.negative != u1.negative,
+                    )
+                    counts[key] = counts.get(key, 0) + 1
+
+        live = [
+            k
+            for k, c in counts.items()
+            if c >= 2 and k not in dead and 1 + max(depth[k[0]], depth[k[1]]) <= max_depth
+        ]
+        if not live:
+            return chosen, outputs
+        a, b, d, opposite = key = min(live, key=lambda k: rank(k, counts))
+        matches = []
+        for index, terms in enumerate(outputs):
+            where = {(t.variable, t.shift): k for k, t in enumerate(terms)}
+            used: set[int] = set()
+            for k, t in enumerate(terms):
+                partner = where.get((b, t.shift + d))
+                if t.variable != a or k in used or partner is None or partner in used:
+                    continue
+                if (t.negative != terms[partner].negative) == opposite:
+                    used.update((k, partner))
+                    matches.append((index, k, partner))
+        if len(matches) < 2:
+            dead.add(key)
+            continue
+        v = len(variables)
+        variables[v] = ranges.add(
+            ranges.ref(variables[a], max(-d, 0), False),
+            ranges.ref(variables[b], max(d, 0), opposite),
+        )
+        depth[v] = 1 + max(depth[a], depth[b])
+        chosen.append(variables[v])
+        for index in sorted({m[0] for m in matches}):
+            pairs = [(k, p) for i, k, p in matches if i == index]
+            gone = {k for pair in pairs for k in pair}
+            terms = outputs[index]
+            outputs[index] = [t for k, t in enumerate(terms) if k not in gone] + [
+                Term(v, min(terms[k].shift, terms[k].shift + d), terms[k].negative)
+                for k, _ in pairs
+            ]
+
+
+@pytest.mark.parametrize(("seed", "max_depth"), [(0, 2), (1, 3), (2, 9)])
+def test_graph_makes_the_same_choices_as_recounting_greedy(seed, max_depth):
+    """The incremental counts, candidate levels and tie-breaks choose what recounting would."""
+    rng = np.random.default_rng(seed)
+    weight = rng.integers(-128, 128, size=(9, 8))
+    shifts = rng.integers(0, 3, size=weight.shape)
+    ranges = RangeModel([-128] * 8, [127] * 8)
+    inputs = {j: ranges.leaf(j, 0, 1) for j in range(8)}
+    outputs = [
+        [Term(j, p + int(shifts[i, j]), d < 0) for j, w in enumerate(row) for p, d in csd(int(w))]
+        for i, row in enumerate(weight)
+    ]
+    graph = SharedAdderGraph(ranges, outputs, inputs, max_depth=max_depth)
+    shared, remaining = _greedy_by_recounting(ranges, outputs, inputs, max_depth)
+    assert len(shared) > 5
+
+    def describe(node):
+        return node.coefficients, node.lo, node.hi, node.shift, node.subtract
+
+    assert [describe(n) for n in graph.shared] == [describe(n) for n in shared]
+    assert graph.outputs == remaining
