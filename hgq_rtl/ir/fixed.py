@@ -95,7 +95,7 @@ def shift_round(values: np.ndarray, shift: np.ndarray, round_mode: RoundMode) ->
     ``shift > 0`` drops bits with ``round_mode``; ``shift <= 0`` appends zeros exactly.
     """
     values = np.asarray(values, np.int64)
-    shift = np.broadcast_to(np.asarray(shift, np.int64), values.shape)
+    shift = _per_element(shift, values.shape, "shift")
     right = np.maximum(shift, 0)
     if round_mode is RoundMode.RND:
         half = np.where(right > 0, np.int64(1) << np.maximum(right - 1, 0), 0)
@@ -105,13 +105,22 @@ def shift_round(values: np.ndarray, shift: np.ndarray, round_mode: RoundMode) ->
     return (values >> right) << np.maximum(-shift, 0)
 
 
+def _per_element(parameter, shape: tuple[int, ...], name: str, dtype=np.int64) -> np.ndarray:
+    """``parameter`` as an array that broadcasts to ``shape`` (left unbroadcast, so per-column
+    parameters cost one small array, not one the size of the data)."""
+    parameter = np.asarray(parameter, dtype)
+    if np.broadcast_shapes(parameter.shape, shape) != shape:
+        raise ValueError(f"{name} of shape {parameter.shape} does not broadcast to {shape}")
+    return parameter
+
+
 def overflow(
     values: np.ndarray, signed: np.ndarray, width: np.ndarray, mode: Overflow
 ) -> np.ndarray:
     """Bring integers into ``(signed, width)`` by wrapping or saturating, element-wise."""
     values = np.asarray(values, np.int64)
-    signed = np.broadcast_to(np.asarray(signed, bool), values.shape)
-    width = np.broadcast_to(np.asarray(width, np.int64), values.shape)
+    signed = _per_element(signed, values.shape, "signed", bool)
+    width = _per_element(width, values.shape, "width")
     lo, hi = int_range(signed, width)
     if mode is Overflow.SAT:
         return np.clip(values, lo, hi)

@@ -61,7 +61,25 @@ def dense_accumulate(layer: DenseLayer, fmt: TensorFormat, x: np.ndarray) -> tup
     shift = np.where(live, frac[:, None] - layer.weight_frac_bits - fmt.frac_bits[None, :], 0)
     coefficients = np.where(live, layer.weight << shift, 0)
     bias = np.where(layer.bias != 0, layer.bias << np.maximum(frac - layer.bias_frac_bits, 0), 0)
-    return x @ coefficients.T + bias[None, :], frac
+    return _matmul_exact(x, coefficients.T) + bias[None, :], frac
+
+
+#: Largest magnitude below which every integer, and so every partial sum, is exact in float64
+#: (2**53, with a margin for the rounding of the bound itself).
+_FLOAT_EXACT = 2.0**52
+
+
+def _matmul_exact(x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``x @ matrix`` on int64, exactly; through float64 (BLAS) when no partial sum can reach
+    2**53, which numpy's integer product (no BLAS) is many times slower than."""
+    x = np.asarray(x, np.int64)
+    if x.shape[0] == 0 or matrix.size == 0:
+        return x @ matrix
+    x_max = np.abs(x).max(axis=0).astype(np.float64)
+    bound = x_max @ np.abs(matrix).astype(np.float64)  # largest |partial sum| of each column
+    if bound.max(initial=0.0) < _FLOAT_EXACT:
+        return (x.astype(np.float64) @ matrix.astype(np.float64)).astype(np.int64)
+    return x @ matrix
 
 
 def pre_overflow(layer: DenseLayer, fmt: TensorFormat, x: np.ndarray) -> np.ndarray:
