@@ -655,3 +655,15 @@ def test_accumulator_limit_at_62_bits(tmp_path: Path, weight: int, fits: bool) -
         load(folder)
     else:
         _load_error(folder, "l0 output 0 needs a 6[34]-bit accumulator")
+
+
+@pytest.mark.parametrize("scale", [1, 1 << 30])
+def test_products_are_exact_on_both_paths(scale: int) -> None:
+    """Small products go through float64 (BLAS), large ones stay in int64: both exact."""
+    from hgq_rtl.ir.reference import _matmul_exact
+
+    rng = np.random.default_rng(5)
+    x = rng.integers(-(1 << 12), 1 << 12, size=(300, 40)) * scale + rng.integers(0, 7, (300, 40))
+    matrix = rng.integers(-(1 << 10), 1 << 10, size=(40, 9))
+    expected = [[sum(int(a) * int(b) for a, b in zip(row, col)) for col in matrix.T] for row in x]
+    assert _matmul_exact(x, matrix).tolist() == expected
