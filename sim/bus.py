@@ -5,14 +5,17 @@ port; its integer is two's complement when ``signed``. A ``width`` of 0 means th
 constant 0 and occupies no bits. Bus words are plain Python ints (non-negative, any width), so
 buses wider than 64 bits work; the element matrices are ``int64``.
 
-The work is vectorised with numpy: rows are turned into little-endian byte strings and each
-element is read or written as one 64-bit window of bytes, in chunks of rows to bound memory.
+The work is vectorised with numpy, in chunks of rows to bound memory: each element is shifted
+into (or out of) the one or two 64-bit lanes of the port it occupies. :meth:`BusLayout.to_words`
+and :meth:`BusLayout.from_words` give the port as little-endian 32-bit words per vector (what the
+fast C++ harness streams); :meth:`BusLayout.pack` and :meth:`BusLayout.unpack` as Python ints.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -20,7 +23,6 @@ import numpy as np
 __all__ = ["BusElement", "BusLayout"]
 
 _CHUNK_ROWS = 1 << 15  # rows handled per numpy pass; bounds memory for very wide buses
-_PAD = 16  # bytes of zero padding after a row, so every element's 2 x 64-bit window fits
 
 
 @dataclass(frozen=True)
@@ -139,10 +141,6 @@ class BusLayout:
     def n_elements(self) -> int:
         return len(self.elements)
 
-    @property
-    def n_bytes(self) -> int:
-        return (self.width + 7) // 8
-
     # ------------------------------------------------------------------ checks
 
     def _as_matrix(self, values: np.ndarray) -> np.ndarray:
@@ -166,18 +164,118 @@ class BusLayout:
             Naming the first element, vector and value outside the element's integer range.
         """
         matrix = self._as_matrix(values)
-        for element in self.elements:
-            column = matrix[:, element.index]
-            bad = (column < element.min_value) | (column > element.max_value)
-            if bad.any():
-                row = int(np.argmax(bad))
-                raise ValueError(
-                    f"{self.name} element {element.index} must be {element.describe()}, "
-                    f"not {int(column[row])} (vector {row})"
-                )
+        low, high = self._limits
+        bad = (matrix < low) | (matrix > high)
+        if bad.any():
+            element = self.elements[int(np.argmax(bad.any(axis=0)))]
+            row = int(np.argmax(bad[:, element.index]))
+            raise ValueError(
+                f"{self.name} element {element.index} must be {element.describe()}, "
+                f"not {int(matrix[row, element.index])} (vector {row})"
+            )
         return matrix
 
+    @cached_property
+    def _limits(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each element's smallest and largest integer, in index order."""
+        low = np.array([e.min_value for e in self.elements], dtype=np.int64)
+        high = np.array([e.max_value for e in self.elements], dtype=np.int64)
+        return low, high
+
     # ------------------------------------------------------------------ packing
+
+    @property
+    def n_words(self) -> int:
+        """32-bit words per vector in :meth:`to_words` (at least 1)."""
+        return max(1, (self.width + 31) // 32)
+
+    def to_words(self, values: np.ndarray) -> np.ndarray:
+        """Pack an int64 matrix ``(N, n_elements)`` into little-endian 32-bit words.
+
+        Returns a ``(N, n_words)`` array of ``<u4``: word ``w`` holds port bits
+        ``[32 w, 32 w + 32)``, the layout of a Verilator ``VlWide`` port (and of a narrower port
+        in the first one or two words).
+
+        Raises
+        ------
+        ValueError
+            If a value lies outside its element's integer range.
+        """
+        matrix = self.check_range(values)
+        out = np.empty((matrix.shape[0], self.n_words), dtype="<u4")
+        for start in range(0, matrix.shape[0], _CHUNK_ROWS):
+            stop = start + _CHUNK_ROWS
+            out[start:stop] = self._words_chunk(matrix[start:stop])
+        return out
+
+    @cached_property
+    def _plan(self) -> _LanePlan:
+        return _LanePlan.of(self)
+
+    def _words_chunk(self, matrix: np.ndarray) -> np.ndarray:
+        plan = self._plan
+        columns = matrix if plan.order is None else matrix[:, plan.order]
+        bits = columns.view(np.uint64) & plan.masks
+        # the high bits of the elements that cross into the next lane, before the shift
+        high = [bits[:, k] >> np.uint64(64 - int(plan.shifts[k])) for k in plan.straddling]
+        np.left_shift(bits, plan.shifts, out=bits)
+        lanes = np.empty((matrix.shape[0], plan.n_lanes), dtype="<u8")
+        for lane, (start, stop) in enumerate(plan.spans):
+            # disjoint bit fields: their sum is their OR (einsum: the fastest row sum)
+            lanes[:, lane] = np.einsum("ij->i", bits[:, start:stop]) if stop > start else 0
+        for k, part in zip(plan.straddling, high, strict=True):
+            lanes[:, plan.lanes[k] + 1] |= part
+        return lanes.view("<u4")[:, : self.n_words]
+
+    def from_words(self, words: np.ndarray) -> np.ndarray:
+        """Unpack ``(N, n_words)`` 32-bit words (see :meth:`to_words`) into an int64 matrix.
+
+        Signed elements sign-extend.
+
+        Raises
+        ------
+        ValueError
+            If *words* has the wrong shape or type, or sets bits beyond the port's width.
+        """
+        words = np.asarray(words)
+        if words.dtype.kind != "u" or words.dtype.itemsize != 4:
+            raise TypeError(f"{self.name} words must be 32-bit unsigned, not {words.dtype}")
+        if words.ndim != 2 or words.shape[1] != self.n_words:
+            raise ValueError(
+                f"{self.name} words must have shape (N, {self.n_words}), not {words.shape}"
+            )
+        spare = 32 * self.n_words - self.width
+        if spare:
+            high = words[:, -1] >> np.uint32(32 - spare)
+            if high.any():
+                row = int(np.argmax(high != 0))
+                raise ValueError(
+                    f"{self.name} word must be a {self.width}-bit unsigned integer, "
+                    f"not one with bit {self.width + int(high[row]).bit_length() - 1} set "
+                    f"(vector {row})"
+                )
+        out = np.zeros((words.shape[0], self.n_elements), dtype=np.int64)
+        for start in range(0, words.shape[0], _CHUNK_ROWS):
+            chunk = words[start : start + _CHUNK_ROWS]
+            out[start : start + chunk.shape[0]] = self._elements_chunk(chunk)
+        return out
+
+    def _elements_chunk(self, words: np.ndarray) -> np.ndarray:
+        plan = self._plan
+        padded = np.zeros((words.shape[0], 2 * plan.n_lanes), dtype="<u4")
+        padded[:, : self.n_words] = words
+        lanes = padded.view("<u8").astype(np.uint64, copy=False)
+        bits = lanes[:, plan.lanes] >> plan.shifts
+        for k in plan.straddling:
+            bits[:, k] |= lanes[:, plan.lanes[k] + 1] << np.uint64(64 - int(plan.shifts[k]))
+        bits &= plan.masks
+        # two's complement: flip the sign bit and subtract its weight (0 for unsigned elements)
+        values = (bits ^ plan.signs).view(np.int64) - plan.signs.view(np.int64)
+        if plan.order is None:
+            return values
+        out = np.empty_like(values)
+        out[:, plan.order] = values
+        return out
 
     def pack(self, values: np.ndarray) -> list[int]:
         """Pack an int64 matrix ``(N, n_elements)`` into N bus words (non-negative Python ints).
@@ -187,31 +285,11 @@ class BusLayout:
         ValueError
             If a value lies outside its element's integer range.
         """
-        matrix = self.check_range(values)
-        words: list[int] = []
-        for start in range(0, matrix.shape[0], _CHUNK_ROWS):
-            words.extend(self._pack_chunk(matrix[start : start + _CHUNK_ROWS]))
-        return words
-
-    def _pack_chunk(self, matrix: np.ndarray) -> list[int]:
-        rows = matrix.shape[0]
-        n_bytes = self.n_bytes
-        buffer = np.zeros((rows, n_bytes + _PAD), dtype=np.uint8)
-        for element in self.elements:
-            if element.width == 0:
-                continue
-            bits = matrix[:, element.index].view(np.uint64) & _mask(element.width)
-            first, shift = divmod(element.lsb, 8)
-            low = bits << np.uint64(shift)
-            buffer[:, first : first + 8] |= _to_bytes(low)
-            if shift and element.width + shift > 64:
-                high = bits >> np.uint64(64 - shift)
-                buffer[:, first + 8 : first + 16] |= _to_bytes(high)
-        raw = buffer[:, :n_bytes].tobytes()
+        words = self.to_words(values)
+        raw = words.tobytes()
+        step = 4 * self.n_words
         from_bytes = int.from_bytes
-        return [
-            from_bytes(raw[i : i + n_bytes], "little") for i in range(0, rows * n_bytes, n_bytes)
-        ]
+        return [from_bytes(raw[i : i + step], "little") for i in range(0, len(raw), step)]
 
     def unpack(self, words: Sequence[int]) -> np.ndarray:
         """Unpack bus words into an int64 matrix ``(N, n_elements)``; signed elements sign-extend.
@@ -222,50 +300,60 @@ class BusLayout:
             If a word is negative or wider than the bus.
         """
         out = np.zeros((len(words), self.n_elements), dtype=np.int64)
+        step = 4 * self.n_words
         for start in range(0, len(words), _CHUNK_ROWS):
             chunk = words[start : start + _CHUNK_ROWS]
-            out[start : start + len(chunk)] = self._unpack_chunk(chunk, start)
-        return out
-
-    def _unpack_chunk(self, words: Sequence[int], offset: int) -> np.ndarray:
-        rows = len(words)
-        n_bytes = self.n_bytes
-        if rows and (min(words) < 0 or max(words) >> self.width):
-            row = next(r for r, w in enumerate(words) if w < 0 or w >> self.width)
-            raise ValueError(
-                f"{self.name} word must be a {self.width}-bit unsigned integer, "
-                f"not {words[row]} (vector {offset + row})"
-            )
-        raw = b"".join(int(w).to_bytes(n_bytes, "little") for w in words)
-        buffer = np.zeros((rows, n_bytes + _PAD), dtype=np.uint8)
-        buffer[:, :n_bytes] = np.frombuffer(raw, dtype=np.uint8).reshape(rows, n_bytes)
-        out = np.zeros((rows, self.n_elements), dtype=np.int64)
-        for element in self.elements:
-            if element.width == 0:
-                continue
-            first, shift = divmod(element.lsb, 8)
-            bits = _from_bytes(buffer[:, first : first + 8]) >> np.uint64(shift)
-            if shift and element.width + shift > 64:
-                bits |= _from_bytes(buffer[:, first + 8 : first + 16]) << np.uint64(64 - shift)
-            bits &= _mask(element.width)
-            if element.signed and element.width < 64:
-                sign = np.uint64(1 << (element.width - 1))
-                column = (bits ^ sign).view(np.int64) - np.int64(1 << (element.width - 1))
-            else:
-                column = bits.view(np.int64)
-            out[:, element.index] = column
+            if chunk and (min(chunk) < 0 or max(chunk) >> self.width):
+                row = next(r for r, w in enumerate(chunk) if w < 0 or w >> self.width)
+                raise ValueError(
+                    f"{self.name} word must be a {self.width}-bit unsigned integer, "
+                    f"not {chunk[row]} (vector {start + row})"
+                )
+            raw = b"".join(int(w).to_bytes(step, "little") for w in chunk)
+            matrix = np.frombuffer(raw, dtype="<u4").reshape(len(chunk), self.n_words)
+            out[start : start + len(chunk)] = self._elements_chunk(matrix)
         return out
 
 
-def _mask(width: int) -> np.uint64:
-    return np.uint64((1 << width) - 1)
+@dataclass(frozen=True, eq=False)
+class _LanePlan:
+    """Where each element sits in the port's 64-bit lanes, as arrays for whole-matrix numpy.
 
+    Elements are taken in order of their ``lsb`` (``order``: that permutation of the element
+    indices, or None when it is the identity), so each lane's elements form one span.
+    """
 
-def _to_bytes(column: np.ndarray) -> np.ndarray:
-    """uint64 column (N,) -> little-endian bytes (N, 8)."""
-    return column.astype("<u8").view(np.uint8).reshape(-1, 8)
+    order: np.ndarray | None
+    masks: np.ndarray  # uint64, (1 << width) - 1 per element
+    shifts: np.ndarray  # uint64, lsb % 64
+    lanes: np.ndarray  # intp, lsb // 64
+    signs: np.ndarray  # uint64, 1 << (width - 1) for a signed element, else 0
+    spans: tuple[tuple[int, int], ...]  # per lane: [start, stop) in the sorted order
+    straddling: tuple[int, ...]  # positions (sorted order) of elements crossing into the next lane
+    n_lanes: int
 
-
-def _from_bytes(block: np.ndarray) -> np.ndarray:
-    """Little-endian bytes (N, 8) -> uint64 column (N,)."""
-    return np.ascontiguousarray(block).view("<u8").reshape(-1).astype(np.uint64)
+    @classmethod
+    def of(cls, layout: BusLayout) -> _LanePlan:
+        elements = sorted(layout.elements, key=lambda e: (e.lsb, e.index))
+        order = np.array([e.index for e in elements], dtype=np.intp)
+        n_lanes = (layout.n_words + 1) // 2
+        lanes = np.array([e.lsb // 64 for e in elements], dtype=np.intp)
+        shifts = [e.lsb % 64 for e in elements]
+        return cls(
+            order=None if np.array_equal(order, np.arange(len(order))) else order,
+            masks=np.array([(1 << e.width) - 1 for e in elements], dtype=np.uint64),
+            shifts=np.array(shifts, dtype=np.uint64),
+            lanes=np.minimum(lanes, n_lanes - 1),  # a zero-width element may sit at the end
+            signs=np.array(
+                [1 << (e.width - 1) if e.signed and e.width else 0 for e in elements],
+                dtype=np.uint64,
+            ),
+            spans=tuple(
+                (int(np.searchsorted(lanes, lane)), int(np.searchsorted(lanes, lane, "right")))
+                for lane in range(n_lanes)
+            ),
+            straddling=tuple(
+                k for k, e in enumerate(elements) if e.width and shifts[k] + e.width > 64
+            ),
+            n_lanes=n_lanes,
+        )

