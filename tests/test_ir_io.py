@@ -665,5 +665,8 @@ def test_products_are_exact_on_both_paths(scale: int) -> None:
     rng = np.random.default_rng(5)
     x = rng.integers(-(1 << 12), 1 << 12, size=(300, 40)) * scale + rng.integers(0, 7, (300, 40))
     matrix = rng.integers(-(1 << 10), 1 << 10, size=(40, 9))
-    expected = [[sum(int(a) * int(b) for a, b in zip(row, col)) for col in matrix.T] for row in x]
+    expected = [
+        [sum(int(a) * int(b) for a, b in zip(row, col, strict=True)) for col in matrix.T]
+        for row in x
+    ]
     assert _matmul_exact(x, matrix).tolist() == expected
