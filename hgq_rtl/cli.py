@@ -1,7 +1,8 @@
 """``hgq-rtl``: the command line.
 
-Sub-commands: ``run`` (the whole flow), ``train``, ``rtl``, ``verify``, ``synth``. Bad input gives
-one line on stderr and exit code 2; a failed verification exits 1.
+Sub-commands: ``run`` (the whole flow), ``train``, ``rtl``, ``verify``, ``check``, ``synth``,
+``report``. Bad input gives one line on stderr and exit code 2; a failed verification, or values
+outside the calibrated ranges found by ``check``, exit 1.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def _rtl_options(args: argparse.Namespace):
         adder_levels_per_stage=args.adder_levels,
         register_inputs=not args.no_input_register,
         debug_taps=getattr(args, "debug_taps", False),
+        share_subexpressions=not args.no_share,
+        clock_ns=args.pipeline_clock_ns,
     )
 
 
@@ -60,7 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     report = run(args.out, options, _train_config(args), _rtl_options(args), quiet=args.quiet)
     keys = ("test_accuracy", "ebops", "latency_cycles", "lut", "ff", "fmax_mhz", "mismatches")
     print(json.dumps({k: report[k] for k in keys}))
-    print(f"report: {args.out / 'report.md'}", file=sys.stderr)
+    print(f"report: {args.out / 'report.html'} and report.md", file=sys.stderr)
     return 0 if report["verification"]["passed"] else EXIT_FAILED
 
 
@@ -91,6 +94,12 @@ def cmd_rtl(args: argparse.Namespace) -> int:
     from .ir import io as ir_io
 
     ir = ir_io.load(args.model_dir)
+    top = args.name or ir.name
+    if not (top.isidentifier() and top.isascii()):
+        # it names the module and the file <top>.v inside --out: nothing else is safe
+        raise ValueError(
+            f"top module name {top!r} must be an ASCII identifier ([A-Za-z_][A-Za-z0-9_]*)"
+        )
     manifest = emit(ir, args.out, _rtl_options(args), name=args.name)
     print(
         json.dumps(
@@ -108,6 +117,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .flow import verify_design
 
     data = None
+    if args.vectors_file is not None and args.dataset is not None:
+        raise ValueError("--vectors-file replaces the generated vectors: drop --dataset")
     if args.dataset is not None:
         from .data import load_dataset
 
@@ -121,6 +132,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         seed=args.seed,
         quiet=args.quiet,
         waves_dir=args.waves,
+        vectors_file=args.vectors_file,
+        engine=args.engine,
     )
     print(result.summary())
     if result.first_failure is not None:
@@ -129,19 +142,74 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for key in ("inputs", "expected", "actual", "elements", "first_differing_layer"):
             if key in failure:
                 print(f"  {key}: {failure[key]}")
+        expected, actual = failure.get("expected"), failure.get("actual")
+        if expected is not None and actual is not None:
+            for element in failure.get("elements", [])[:8]:
+                print(
+                    f"  output element {element}: expected {expected[element]}, "
+                    f"actual {actual[element]}"
+                )
     return 0 if result.passed else EXIT_FAILED
 
 
-def cmd_synth(args: argparse.Namespace) -> int:
-    from rtl_gen.synth import synthesize
+def cmd_check(args: argparse.Namespace) -> int:
+    import numpy as np
 
-    report = synthesize(
-        args.rtl_dir,
-        args.out,
-        clock_ns=args.clock_ns,
-        nextpnr=not args.no_nextpnr,
-        quiet=args.quiet,
-    )
+    from .ir import io as ir_io
+    from .ir import overflow as guard
+
+    if (args.dataset is None) == (args.data is None):
+        raise ValueError("check needs exactly one of --dataset NAME or --data FILE")
+    if args.data_path is not None and args.dataset is None:
+        raise ValueError("--data-path goes with --dataset (use --data FILE for your own rows)")
+    ir = ir_io.load(args.model_dir)
+    if args.data is not None:
+        x = guard.load_rows(args.data)
+    else:
+        from .data import load_dataset
+
+        dataset = load_dataset(args.dataset, path=args.data_path, seed=args.seed)
+        parts = {"train": [dataset.x_train], "test": [dataset.x_test]}
+        x = np.concatenate(parts.get(args.split, parts["train"] + parts["test"]))
+    reports = guard.overflow_report_real(ir, x, worst=args.worst)
+    print(guard.format_table(reports))
+    print(guard.report_json(reports))
+    return EXIT_FAILED if guard.any_overflow(reports) else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    files = write_report(args.run_dir, out_dir=args.out)
+    print(json.dumps({"html": str(files.html), "markdown": str(files.markdown)}))
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from rtl_gen.synth import synthesize, synthesize_target
+
+    if args.tool == "default":
+        if args.part is not None:
+            raise ValueError("--part goes with --tool (the default flow has fixed parts)")
+        report = synthesize(
+            args.rtl_dir,
+            args.out,
+            clock_ns=args.clock_ns,
+            nextpnr=not args.no_nextpnr,
+            quiet=args.quiet,
+            per_layer=args.per_layer,
+        )
+    else:
+        if args.no_nextpnr or args.per_layer:
+            raise ValueError("--no-nextpnr and --per-layer go with the default flow, not --tool")
+        report = synthesize_target(
+            args.rtl_dir,
+            args.tool,
+            args.out,
+            part=args.part,
+            clock_ns=args.clock_ns,
+            quiet=args.quiet,
+        )
     print(json.dumps(report.to_dict()))
     return 0
 
@@ -177,6 +245,18 @@ def _add_rtl_options(p: argparse.ArgumentParser) -> None:
         type=_positive_int,
         default=2,
         help="adder levels between pipeline registers (default 2)",
+    )
+    g.add_argument(
+        "--pipeline-clock-ns",
+        type=float,
+        metavar="NS",
+        help="place registers by a delay model (UltraScale+-like) to meet this clock period, "
+        "instead of every --adder-levels levels",
+    )
+    g.add_argument(
+        "--no-share",
+        action="store_true",
+        help="one shift-and-add tree per output, without shared subexpressions",
     )
     g.add_argument("--no-input-register", action="store_true", help="do not register data_in first")
 
@@ -224,6 +304,13 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--vectors", type=_positive_int, default=100_000)
     v.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
     v.add_argument(
+        "--engine",
+        choices=("cocotb", "fast"),
+        default="cocotb",
+        help="cocotb: the cocotb bench (random valid bubbles, debug taps, --waves); fast: a "
+        "Verilator C++ harness streaming millions of vectors (Verilator only, no bubbles)",
+    )
+    v.add_argument(
         "--waves",
         type=Path,
         metavar="DIR",
@@ -231,14 +318,71 @@ def parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--dataset", help="also drive this data set's test samples")
     v.add_argument("--data-path", type=Path)
+    v.add_argument(
+        "--vectors-file",
+        type=Path,
+        metavar="FILE.npz",
+        help="drive exactly these vectors: array 'inputs', integers (N, inputs) within the "
+        "input formats (replaces --vectors and --dataset)",
+    )
     v.set_defaults(func=cmd_verify)
 
-    s = sub.add_parser("synth", parents=[common], help="Yosys (xcup) + nextpnr-ecp5 out of context")
+    c = sub.add_parser(
+        "check",
+        parents=[common],
+        help="count values outside the calibrated ranges (overflow guard)",
+        description="Run the integer reference on real-valued data and count, for the input and "
+        "every layer, the values outside the formats calibration fixed (before WRAP/SAT brings "
+        "them back in). Prints a table and a JSON line.",
+        epilog="exit status: 0 when nothing overflows, 1 when something does, "
+        "2 on bad input (one line on stderr).",
+    )
+    c.add_argument("model_dir", type=Path)
+    c.add_argument("--dataset", help="digits, jets or npz: check its samples (see --split)")
+    c.add_argument("--data-path", type=Path, help="local file of --dataset (jets: csv/npz)")
+    c.add_argument(
+        "--data", type=Path, help="your own real-valued rows: .npy, .npz (array x) or .csv"
+    )
+    c.add_argument("--split", choices=("train", "test", "all"), default="all")
+    c.add_argument("--worst", type=int, default=3, help="worst elements listed per layer")
+    c.set_defaults(func=cmd_check)
+
+    from rtl_gen.synth import TARGETS
+
+    targets = "; ".join(
+        f"{name}: {t.description} [default part {t.default_part}]" for name, t in TARGETS.items()
+    )
+    s = sub.add_parser(
+        "synth",
+        parents=[common],
+        help="synthesize: Yosys (xcup) + nextpnr-ecp5 by default, or one --tool",
+        description="Synthesize a generated design out of context and print its figures as "
+        "JSON (also in OUT/synth_report.json). Default: Yosys synth_xilinx -family xcup cell "
+        f"counts and nextpnr-ecp5 Fmax. Tools: {targets}.",
+    )
     s.add_argument("rtl_dir", type=Path)
-    s.add_argument("--out", type=Path, help="report folder (default RTL_DIR/synth)")
+    s.add_argument(
+        "--out", type=Path, help="report folder (default RTL_DIR/synth, RTL_DIR/synth_TOOL)"
+    )
     s.add_argument("--clock-ns", type=float, default=5.0)
+    s.add_argument("--tool", choices=["default", *TARGETS], default="default")
+    s.add_argument("--part", help="part, device or family of --tool (see the description)")
     s.add_argument("--no-nextpnr", action="store_true", help="Yosys cell counts only")
+    s.add_argument(
+        "--per-layer", action="store_true", help="also count cells per layer (hierarchical run)"
+    )
     s.set_defaults(func=cmd_synth)
+
+    p_report = sub.add_parser(
+        "report",
+        parents=[common],
+        help="write report.html (self-contained) and report.md of a run folder",
+        description="Read RUN_DIR/report.json, model/ and synth/synth_report.json and write "
+        "report.html (one file, images embedded, opens offline) and report.md (with figures/).",
+    )
+    p_report.add_argument("run_dir", type=Path, help="a folder written by hgq-rtl run")
+    p_report.add_argument("--out", type=Path, help="where to write (default RUN_DIR)")
+    p_report.set_defaults(func=cmd_report)
     return p
 
 
@@ -255,14 +399,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hgq-rtl: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, FileNotFoundError, ImportError, ConnectionError) as error:
+    except (ValueError, TypeError, OSError, ImportError) as error:  # OSError: paths, downloads
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"hgq-rtl: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except RuntimeError as error:
+        # a missing simulator or synthesis tool is a set-up problem (2); a failed build or run, 1
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"hgq-rtl: error: {message}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_BAD_INPUT if getattr(error, "missing_tool", False) else EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The end-to-end flow: train → freeze → RTL → bit-exact sign-off → synthesis → report.
 
 Each stage is a function usable on its own (the CLI exposes them as sub-commands); :func:`run`
-chains them and writes ``report.json`` and ``report.md``.
+chains them and writes ``report.json``, ``report.html`` and ``report.md``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from .data import Dataset, load_dataset
 from .ir import io as ir_io
 from .ir import reference
 from .ir.model import IRModel
+from .report import report_markdown, write_report  # noqa: F401  (report_markdown: re-export)
 
 DEFAULT_VECTORS = 100_000
 
@@ -127,20 +128,73 @@ def evaluate(ir: IRModel, dataset: Dataset) -> float:
 def verification_vectors(
     ir: IRModel, n_vectors: int, *, data: np.ndarray | None = None, seed: int = 0
 ) -> np.ndarray:
-    """Integer input vectors: the data set's samples first, then uniform over every format.
+    """Integer input vectors: the data set's samples first, then every input at its minimum,
+    every input at its maximum, then uniform over every format.
 
     Random vectors cover each input element's full range (values the data never shows, and
     overflow in later layers included).
     """
+    return np.concatenate(list(verification_chunks(ir, n_vectors, data=data, seed=seed)))
+
+
+def verification_chunks(
+    ir: IRModel,
+    n_vectors: int,
+    *,
+    data: np.ndarray | None = None,
+    seed: int = 0,
+    chunk: int | None = None,
+) -> Iterator[np.ndarray]:
+    """:func:`verification_vectors` in chunks of at most *chunk* vectors (default: all in one
+    random draw), each generated when it is asked for, so millions need little memory."""
     if n_vectors < 1:
         raise ValueError(f"the number of vectors must be >= 1, not {n_vectors}")
-    parts = []
+    chunk = n_vectors if chunk is None else chunk
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, not {chunk}")
+    samples = np.zeros((0, ir.input.size), dtype=np.int64)
     if data is not None and len(data):
-        parts.append(reference.quantize_input(ir, data)[:n_vectors])
-    remaining = n_vectors - sum(len(p) for p in parts)
-    if remaining > 0:
-        parts.append(reference.random_inputs(ir.input, remaining, np.random.default_rng(seed)))
-    return np.concatenate(parts)
+        samples = reference.quantize_input(ir, data)[:n_vectors]
+    extremes = np.stack(ir.input.int_range())[: n_vectors - len(samples)]
+    fixed = np.concatenate([samples, extremes])
+    for start in range(0, len(fixed), chunk):
+        yield fixed[start : start + chunk]
+    rng = np.random.default_rng(seed)
+    for start in range(len(fixed), n_vectors, chunk):
+        yield reference.random_inputs(ir.input, min(chunk, n_vectors - start), rng)
+
+
+def load_vectors_file(path: Path, ir: IRModel) -> np.ndarray:
+    """Integer input vectors from an ``.npz`` holding ``inputs``, integers ``(N, n_in)``.
+
+    Raises ``FileNotFoundError`` or ``ValueError`` (one line) when the file is missing or not
+    an NPZ, lacks ``inputs``, or its shape, dtype or values do not fit the model's input formats.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"vectors file {path} does not exist")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("not an NPZ archive")
+        with loaded as npz:
+            if "inputs" not in npz.files:
+                raise ValueError(f"it lacks the array 'inputs' (it holds {sorted(npz.files)})")
+            inputs = npz["inputs"]
+    except Exception as error:  # any unreadable file (bad zip, bad .npy header, pickles)
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"vectors file {path} is not usable: {message}") from None
+    if inputs.ndim != 2 or inputs.shape[0] == 0 or inputs.shape[1] != ir.input.size:
+        raise ValueError(
+            f"vectors file {path}: 'inputs' must have shape (N >= 1, {ir.input.size}) for "
+            f"{ir.name}'s {ir.input.size} inputs, not {inputs.shape}"
+        )
+    if inputs.dtype == np.uint64 or not np.issubdtype(inputs.dtype, np.integer):
+        raise ValueError(f"vectors file {path}: 'inputs' must be integers, not {inputs.dtype}")
+    return reference.check_inputs(ir.input, inputs, what=f"vectors file {path}: inputs")
+
+
+ENGINES = ("cocotb", "fast")
 
 
 def verify_design(
@@ -152,21 +206,46 @@ def verify_design(
     seed: int = 0,
     quiet: bool = False,
     waves_dir: Path | None = None,
+    vectors_file: Path | None = None,
+    engine: str = "cocotb",
+    optimize: bool = True,
 ):
     """Check 3: simulate the Verilog in ``rtl_dir`` and compare with the IR reference.
 
+    With ``vectors_file`` (see :func:`load_vectors_file`) exactly its vectors are driven, in place
+    of ``data`` and ``n_vectors`` random ones.
+
+    ``engine="cocotb"`` runs the cocotb bench (:func:`hgq_rtl_sim.runner.verify`: random valid
+    bubbles, X/Z detection, debug taps, waveforms); ``engine="fast"`` the Verilator C++ harness
+    (:func:`hgq_rtl_sim.fast.verify_fast_stream`: no bubbles, outputs only, millions of vectors
+    per run; vectors and their reference are generated in chunks while it runs). ``optimize``
+    (fast engine): compile the design's C++ for the fastest run, or (False) the fastest build.
+
     With ``waves_dir``, the build, logs and a waveform are kept there. A design generated with
-    debug taps has every hidden layer's output compared too.
+    debug taps has every hidden layer's output compared too (cocotb engine).
     """
     from hgq_rtl_sim.runner import load_manifest, verify
 
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+    if engine == "fast" and simulator != "verilator":
+        raise ValueError(f"simulator must be 'verilator' with engine 'fast', not {simulator!r}")
+    if engine == "fast" and waves_dir is not None:
+        raise ValueError(
+            f"waves_dir must be None with engine 'fast' (it records no waveform), not {waves_dir}"
+        )
     rtl_dir = Path(rtl_dir)
     manifest = load_manifest(rtl_dir)
     model_dir = rtl_dir / manifest.get("model", "model")
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{rtl_dir} has no model/ folder: regenerate it with hgq-rtl rtl")
     ir = ir_io.load(model_dir)
-    inputs = verification_vectors(ir, n_vectors, data=data, seed=seed)
+    if engine == "fast":
+        return _verify_fast(rtl_dir, ir, n_vectors, data, seed, quiet, vectors_file, optimize)
+    if vectors_file is not None:
+        inputs = load_vectors_file(vectors_file, ir)
+    else:
+        inputs = verification_vectors(ir, n_vectors, data=data, seed=seed)
     outputs = reference.run_all(ir, inputs)
     taps = [outputs[k] for k in range(len(manifest.get("taps") or []))]
     return verify(
@@ -180,6 +259,22 @@ def verify_design(
         build_dir=waves_dir,
         expected_taps=taps or None,
     )
+
+
+def _verify_fast(rtl_dir, ir, n_vectors, data, seed, quiet, vectors_file, optimize):
+    """Check 3 with the fast harness; the reference of each chunk is computed while the
+    harness simulates the chunk before it."""
+    from hgq_rtl_sim.fast import DEFAULT_CHUNK, verify_fast_stream
+
+    if vectors_file is not None:
+        inputs = load_vectors_file(vectors_file, ir)
+        chunks = (inputs[s : s + DEFAULT_CHUNK] for s in range(0, len(inputs), DEFAULT_CHUNK))
+        total = len(inputs)
+    else:
+        chunks = verification_chunks(ir, n_vectors, data=data, seed=seed, chunk=DEFAULT_CHUNK)
+        total = n_vectors
+    pairs = ((x, reference.run(ir, x)) for x in chunks)
+    return verify_fast_stream(rtl_dir, pairs, total=total, optimize=optimize, quiet=quiet)
 
 
 @dataclass(frozen=True)
@@ -201,7 +296,8 @@ def run(
     quiet: bool = False,
     timer: StageTimer | None = None,
 ) -> dict:
-    """The main job. Writes ``out_dir`` whole (model/, rtl/, synth/, report.json, report.md).
+    """The main job. Writes ``out_dir`` whole (model/, rtl/, synth/, report.json, report.html,
+    report.md, figures/).
 
     ``out_dir`` is built in a temporary sibling folder and renamed at the end: a failure or an
     interrupt leaves no partial folder behind.
@@ -251,12 +347,16 @@ def run(
             synth = timer.run(
                 "synth",
                 lambda: synthesize(
-                    tmp / "rtl", tmp / "synth", clock_ns=options.clock_ns, quiet=quiet
+                    tmp / "rtl",
+                    tmp / "synth",
+                    clock_ns=options.clock_ns,
+                    quiet=quiet,
+                    per_layer=True,
                 ),
             )
         report = build_report(dataset, ir, summary, manifest, result, synth, timer, accuracy, ebops)
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        (tmp / "report.md").write_text(report_markdown(report))
+        write_report(tmp, report)  # report.html, report.md, figures/
         ir_io.replace_folder(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -277,8 +377,8 @@ def build_report(dataset, ir, summary, manifest, result, synth, timer, accuracy,
         "carry": synth_fields.get("carry"),
         "dsp": synth_fields.get("dsp"),
         "fmax_mhz": synth_fields.get("fmax_mhz"),
-        "vectors": result.vectors,
-        "mismatches": result.mismatches,
+        "vectors": result.vectors if result is not None else None,  # None: check 3 not run
+        "mismatches": result.mismatches if result is not None else None,
         "train_seconds": summary["train_seconds"],
         "rtl_seconds": timer.seconds.get("rtl"),
         "verify_seconds": timer.seconds.get("verify"),
@@ -303,7 +403,9 @@ def build_report(dataset, ir, summary, manifest, result, synth, timer, accuracy,
         ],
         "input_bits": int(ir.input.width.sum()),
         "synthesis": synth_fields,
-        "verification": {
+        "verification": None
+        if result is None
+        else {
             "passed": result.passed,
             "simulator": result.simulator,
             "latency_errors": result.latency_errors,
@@ -314,48 +416,6 @@ def build_report(dataset, ir, summary, manifest, result, synth, timer, accuracy,
         "stage_seconds": timer.seconds,
         "history": summary["history"],
     }
-
-
-def report_markdown(report: dict) -> str:
-    """A readable summary of ``report.json``."""
-
-    def value(key: str, digits: int = 2) -> str:
-        v = report.get(key)
-        if v is None:
-            return "not run"
-        return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
-
-    lines = [
-        f"# hgq-rtl run on `{report['dataset']}`",
-        "",
-        "| metric | value |",
-        "|---|---|",
-        f"| test accuracy (integer model) | {value('test_accuracy', 4)} |",
-        f"| EBOPs (exact) | {value('ebops')} |",
-        f"| parameters | {value('params')} |",
-        f"| latency | {value('latency_cycles')} cycles (II = 1) |",
-        f"| LUT / FF / CARRY / DSP (Yosys xcup) | {value('lut')} / {value('ff')} / "
-        f"{value('carry')} / {value('dsp')} |",
-        f"| Fmax (nextpnr-ecp5) | {value('fmax_mhz', 1)} MHz |",
-        f"| bit-exact sign-off | {value('mismatches')} mismatches in {value('vectors')} vectors |",
-        f"| check 1 (torch float64 == reference) | {report['check1']['mismatches']} mismatches in "
-        f"{report['check1']['samples']} samples |",
-        "",
-        "## Layers",
-        "",
-        "| layer | shape | activation | EBOPs | adders | adder depth | latency |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for layer in report["layers"]:
-        lines.append(
-            f"| {layer['name']} | {layer['in_features']}→{layer['out_features']} | "
-            f"{layer['activation']} | {layer['ebops']} | {layer['adders']} | "
-            f"{layer['adder_depth']} | {layer['latency_cycles']} |"
-        )
-    lines += ["", "## Time per stage", "", "| stage | seconds |", "|---|---|"]
-    for stage, seconds in report["stage_seconds"].items():
-        lines.append(f"| {stage} | {seconds:.1f} |")
-    return "\n".join(lines) + "\n"
 
 
 def options_dict(options: RunOptions) -> dict:

@@ -32,3 +32,12 @@ if ! command -v iverilog >/dev/null 2>&1 && [ -z "${HGQ_RTL_NO_APT:-}" ] \
         echo "bootstrap: could not install iverilog; Icarus tests will be skipped" >&2
     fi
 fi
+# Headless Chromium opens the HTML report in a test (renders, no console errors, images load).
+if ! command -v chromium >/dev/null 2>&1 && [ -z "${HGQ_RTL_NO_APT:-}" ] \
+    && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: installing Chromium (apt-get install chromium) for the report test" >&2
+    if ! { apt-get install -y -qq chromium >/dev/null 2>&1 \
+        || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }; }; then
+        echo "bootstrap: could not install chromium; the report browser test will be skipped" >&2
+    fi
+fi
