@@ -11,6 +11,7 @@ import argparse
 import json
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 from . import __version__
@@ -394,6 +395,9 @@ def _terminate(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
+    # An interrupted `rtl` leaves Amaranth modules unelaborated; Amaranth's warning about them
+    # at exit would bury the one-line message.
+    warnings.filterwarnings("ignore", message=r".* created but never used")
     try:
         return args.func(args)
     except KeyboardInterrupt:

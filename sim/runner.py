@@ -367,6 +367,12 @@ def _build(
     say(f"building {top} with {simulator} (log: {build_log})")
     started = time.perf_counter()
     stamp_path.unlink(missing_ok=True)
+    # the compiler's temporary files go inside the work folder, so an interrupted build leaves
+    # none in the system's temporary folder
+    temporary = work / "tmp"
+    temporary.mkdir(exist_ok=True)
+    saved_tmpdir = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(temporary)
     try:
         runner.build(
             sources=[rtl_dir / manifest["verilog"]],
@@ -382,6 +388,11 @@ def _build(
         raise RuntimeError(
             f"{simulator} build of {top} failed ({error})\n{_tail(build_log)}"
         ) from None
+    finally:
+        if saved_tmpdir is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved_tmpdir
     seconds = time.perf_counter() - started
     stamp_path.write_text(json.dumps(stamp))
     say(f"built in {seconds:.1f} s")
