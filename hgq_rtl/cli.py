@@ -370,7 +370,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--part", help="part, device or family of --tool (see the description)")
     s.add_argument("--no-nextpnr", action="store_true", help="Yosys cell counts only")
     s.add_argument(
-        "--per-layer", action="store_true", help="count cells per layer (one hierarchical run; totals are its sums)"
+        "--per-layer",
+        action="store_true",
+        help="count cells per layer (one hierarchical run; totals are its sums)",
     )
     s.set_defaults(func=cmd_synth)
 
