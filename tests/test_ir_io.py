@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ir_builders import dense, fmt
 
 from hgq_rtl.ir import (
     Activation,
@@ -34,22 +35,6 @@ from hgq_rtl.ir.model import accumulator_frac_bits
 from hgq_rtl.ir.reference import layer_ebops, random_inputs
 
 # --------------------------------------------------------------------------- helpers
-
-
-def fmt(signed, int_bits, frac_bits) -> TensorFormat:
-    return TensorFormat(np.array(signed, bool), np.array(int_bits), np.array(frac_bits))
-
-
-def dense(name, weight, weight_frac_bits, bias, bias_frac_bits, output, **kwargs) -> DenseLayer:
-    return DenseLayer(
-        name=name,
-        weight=np.array(weight),
-        weight_frac_bits=np.array(weight_frac_bits),
-        bias=np.array(bias),
-        bias_frac_bits=np.array(bias_frac_bits),
-        output=output,
-        **kwargs,
-    )
 
 
 def one_layer(layer: DenseLayer, input_format: TensorFormat, **kwargs) -> IRModel:

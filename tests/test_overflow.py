@@ -13,14 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bad_inputs.helpers import cli
+from ir_builders import dense, fmt
 
 from hgq_rtl.ir import (
     Activation,
-    DenseLayer,
     IRModel,
     Overflow,
     RoundMode,
-    TensorFormat,
     quantize_input,
     run_all,
     save,
@@ -36,22 +35,6 @@ from hgq_rtl.ir.overflow import (
 )
 from hgq_rtl.ir.random import random_model
 from hgq_rtl.ir.reference import pre_overflow, random_inputs, round_input, run_layer
-
-
-def fmt(signed, int_bits, frac_bits) -> TensorFormat:
-    return TensorFormat(np.array(signed, bool), np.array(int_bits), np.array(frac_bits))
-
-
-def dense(name, weight, weight_frac_bits, bias, bias_frac_bits, output, **kwargs) -> DenseLayer:
-    return DenseLayer(
-        name=name,
-        weight=np.array(weight),
-        weight_frac_bits=np.array(weight_frac_bits),
-        bias=np.array(bias),
-        bias_frac_bits=np.array(bias_frac_bits),
-        output=output,
-        **kwargs,
-    )
 
 
 def _two_outputs_then_sum(mode: Overflow) -> IRModel:
