@@ -300,7 +300,8 @@ def run(
     report.md, figures/).
 
     ``out_dir`` is built in a temporary sibling folder and renamed at the end: a failure or an
-    interrupt leaves no partial folder behind.
+    interrupt leaves no partial folder behind. When a synthesis tool fails, its log is kept
+    beside the destination as ``<out_dir>.synth.failed.log`` (the error message names it).
     """
     from rtl_gen.emit import emit
 
@@ -352,6 +353,8 @@ def run(
                     clock_ns=options.clock_ns,
                     quiet=quiet,
                     per_layer=True,
+                    # beside out_dir: tmp, and a log inside it, is removed on failure
+                    failed_log=out_dir.parent / f"{out_dir.name}.synth.failed.log",
                 ),
             )
         report = build_report(dataset, ir, summary, manifest, result, synth, timer, accuracy, ebops)

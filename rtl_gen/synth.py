@@ -1370,6 +1370,7 @@ def synthesize(
     quiet: bool = False,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     per_layer: bool = False,
+    failed_log: Path | None = None,
 ) -> SynthReport:
     """Synthesise a generated design and report its resources and Fmax.
 
@@ -1399,6 +1400,10 @@ def synthesize(
         the totals are then the sums over the layers and the top level (on the digits model
         within 1 % of a flattened run: layer boundaries are registers, so little optimization
         crosses them), at the cost of one Yosys run instead of two.
+    failed_log : Path, optional
+        Where a failing tool's logs are kept; defaults to ``<out_dir>.failed.log`` beside
+        ``out_dir`` (a caller that builds ``out_dir`` inside a temporary folder of its own
+        points this outside it, so the log outlives the failure).
 
     Returns
     -------
@@ -1434,7 +1439,9 @@ def synthesize(
     pnr = NextpnrEcp5Step(design.top, verilog_name, 1000.0 / clock_ns, clock=design.clock)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    failed_log = out_dir.parent / f"{out_dir.name}.failed.log"
+    if failed_log is None:
+        failed_log = out_dir.parent / f"{out_dir.name}.failed.log"
+    failed_log = Path(failed_log)
     failed_log.unlink(missing_ok=True)  # a stale one would blame the wrong run
     work = _make_work_dir(out_dir)
     try:

@@ -148,3 +148,26 @@ def test_check3_on_icarus_agrees(random_design: Path):
     result = hgq_rtl("verify", str(random_design), "--vectors", "3000", "--sim", "icarus", "-q")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS (icarus): 3000 vectors, 0 mismatches" in result.stdout
+
+
+@pytest.mark.slow
+def test_run_keeps_the_log_of_a_failing_synthesis_tool(tmp_path: Path, monkeypatch):
+    """The run folder is built in a temporary sibling; a failing tool's log must outlive it."""
+    from hgq_rtl.config import TrainConfig
+    from hgq_rtl.flow import RunOptions, run
+    from rtl_gen import synth
+
+    fake = tmp_path / "bin" / "fake-yosys"
+    fake.parent.mkdir()
+    fake.write_text(
+        f"#!{sys.executable}\nimport sys\nprint('x.v:1: ERROR: broken on purpose')\nsys.exit(3)\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(synth, "find_tool", lambda name: fake)
+    out = tmp_path / "runs" / "digits"
+    with pytest.raises(synth.SynthError) as info:
+        run(out, RunOptions(vectors=200), TrainConfig(hidden=(2,), epochs=1), quiet=True)
+    kept = out.parent / "digits.synth.failed.log"
+    assert str(kept) in str(info.value) and "ERROR: broken on purpose" in str(info.value)
+    assert "ERROR: broken on purpose" in kept.read_text()
+    assert sorted(p.name for p in out.parent.iterdir()) == [kept.name], "partial run left behind"
