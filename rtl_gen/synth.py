@@ -109,6 +109,12 @@ class SynthError(RuntimeError):
     """A synthesis tool is missing, failed or timed out (the message is one line)."""
 
 
+class ToolNotFoundError(SynthError):
+    """A synthesis tool is not installed: a set-up problem, so the command line exits 2."""
+
+    missing_tool = True
+
+
 # --------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------
@@ -808,7 +814,7 @@ def find_tool(name: str) -> Path:
     if found is not None:
         return Path(found)
     hint = _INSTALL_HINTS.get(name, f"install {name}")
-    raise SynthError(f"{name} not found: {hint}")
+    raise ToolNotFoundError(f"{name} not found: {hint}")
 
 
 # --------------------------------------------------------------------------------------------

