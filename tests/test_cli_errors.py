@@ -6,44 +6,14 @@ The CLI runs in a subprocess (``python -m hgq_rtl.cli``) from a scratch working 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bad_inputs.helpers import assert_bad_input, cli
 
 from hgq_rtl.ir import DenseLayer, IRModel, Overflow, TensorFormat, run, save
 from hgq_rtl.ir import io as ir_io
-
-EXIT_BAD_INPUT = 2
-
-
-def _cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env.pop("AMARANTH_USE_YOSYS", None)
-    return subprocess.run(
-        [sys.executable, "-m", "hgq_rtl.cli", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def _assert_bad_input(result: subprocess.CompletedProcess, *words: str) -> str:
-    """Exit code 2 and exactly one stderr line ``hgq-rtl: error: ...`` containing ``words``."""
-    assert result.returncode == EXIT_BAD_INPUT, (result.returncode, result.stderr)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    line = lines[0]
-    assert line.startswith("hgq-rtl: error:"), line
-    for word in words:
-        assert word in line, (word, line)
-    assert "Traceback" not in result.stderr
-    return line
 
 
 def _small_ir() -> IRModel:
@@ -125,8 +95,8 @@ def _entries(folder: Path) -> list[str]:
 
 
 def test_rtl_missing_model_folder(tmp_path: Path) -> None:
-    result = _cli("rtl", tmp_path / "no_model", "--out", tmp_path / "design", cwd=tmp_path)
-    _assert_bad_input(result, "no_model", "does not exist")
+    result = cli("rtl", tmp_path / "no_model", "--out", tmp_path / "design", cwd=tmp_path)
+    assert_bad_input(result, "no_model", "does not exist")
     assert _entries(tmp_path) == []
 
 
@@ -136,8 +106,8 @@ def test_rtl_on_malformed_ir(tmp_path: Path, breakage: str) -> None:
     work = tmp_path / "work"
     save(_small_ir(), work / "ir")
     break_it(work / "ir")
-    result = _cli("rtl", work / "ir", "--out", work / "design", cwd=tmp_path)
-    _assert_bad_input(result, *words)
+    result = cli("rtl", work / "ir", "--out", work / "design", cwd=tmp_path)
+    assert_bad_input(result, *words)
     assert result.stdout == ""
     assert _entries(work) == ["ir"], "an output folder or a hidden temporary was left behind"
 
@@ -147,16 +117,16 @@ def test_rtl_on_malformed_ir_keeps_an_existing_design(tmp_path: Path) -> None:
     _truncated_npz(tmp_path / "ir")
     (tmp_path / "design").mkdir()
     (tmp_path / "design" / "keep.txt").write_text("previous design")
-    result = _cli("rtl", tmp_path / "ir", "--out", tmp_path / "design", cwd=tmp_path)
-    _assert_bad_input(result, "NPZ")
+    result = cli("rtl", tmp_path / "ir", "--out", tmp_path / "design", cwd=tmp_path)
+    assert_bad_input(result, "NPZ")
     assert _entries(tmp_path) == ["design", "ir"]
     assert _entries(tmp_path / "design") == ["keep.txt"]
     assert (tmp_path / "design" / "keep.txt").read_text() == "previous design"
 
 
 def test_verify_missing_design_folder(tmp_path: Path) -> None:
-    result = _cli("verify", tmp_path / "no_design", "--vectors", "10", cwd=tmp_path)
-    _assert_bad_input(result, "no_design", "manifest.json")
+    result = cli("verify", tmp_path / "no_design", "--vectors", "10", cwd=tmp_path)
+    assert_bad_input(result, "no_design", "manifest.json")
     assert _entries(tmp_path) == []
 
 
@@ -165,7 +135,7 @@ def test_rtl_on_a_valid_ir(tmp_path: Path) -> None:
     ir = _small_ir()
     save(ir, tmp_path / "ir")
     out = tmp_path / "design"
-    result = _cli("rtl", tmp_path / "ir", "--out", out, cwd=tmp_path)
+    result = cli("rtl", tmp_path / "ir", "--out", out, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert _entries(tmp_path) == ["design", "ir"]
     assert _entries(out) == ["cli_small.v", "manifest.json", "model"]

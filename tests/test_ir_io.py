@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bad_inputs.helpers import format_arrays, layer_entry
 from ir_builders import dense, fmt
 
 from hgq_rtl.ir import (
@@ -59,53 +60,31 @@ def _write_raw(folder: Path, document: dict, arrays: dict[str, np.ndarray]) -> P
     return folder
 
 
-def _format_arrays(prefix: str, signed, int_bits, frac_bits) -> dict[str, np.ndarray]:
-    return {
-        f"{prefix}.signed": np.array(signed, np.int8),
-        f"{prefix}.int_bits": np.array(int_bits, np.int64),
-        f"{prefix}.frac_bits": np.array(frac_bits, np.int64),
-    }
-
-
-def _layer_entry(name: str, n_in: int, n_out: int, **overrides) -> dict:
-    entry = {
-        "name": name,
-        "type": "dense",
-        "in_features": n_in,
-        "out_features": n_out,
-        "activation": "relu",
-        "round_mode": "RND",
-        "overflow": "WRAP",
-    }
-    entry.update(overrides)
-    return entry
-
-
 def _raw_valid() -> tuple[dict, dict[str, np.ndarray]]:
     """A valid 2 -> 2 -> 1 model as a (model.json document, weights.npz arrays) pair."""
-    arrays = _format_arrays("input", [1, 0], [2, 3], [1, 0])
+    arrays = format_arrays("input", [1, 0], [2, 3], [1, 0])
     arrays |= {
         "l0.weight": np.array([[1, -2], [3, 0]], np.int64),
         "l0.weight_frac_bits": np.array([[1, 2], [0, 0]], np.int64),
         "l0.bias": np.array([1, -1], np.int64),
         "l0.bias_frac_bits": np.array([0, 1], np.int64),
     }
-    arrays |= _format_arrays("l0.output", [0, 0], [4, 4], [1, 1])
+    arrays |= format_arrays("l0.output", [0, 0], [4, 4], [1, 1])
     arrays |= {
         "l1.weight": np.array([[5, -3]], np.int64),
         "l1.weight_frac_bits": np.array([[2, 2]], np.int64),
         "l1.bias": np.array([0], np.int64),
         "l1.bias_frac_bits": np.array([0], np.int64),
     }
-    arrays |= _format_arrays("l1.output", [1], [4], [2])
+    arrays |= format_arrays("l1.output", [1], [4], [2])
     document = {
         "schema": "hgq-rtl-ir",
         "schema_version": 1,
         "name": "raw_model",
         "input": {"size": 2, "overflow": "SAT"},
         "layers": [
-            _layer_entry("l0", 2, 2),
-            _layer_entry("l1", 2, 1, activation="linear", round_mode="TRN", overflow="SAT"),
+            layer_entry("l0", 2, 2),
+            layer_entry("l1", 2, 1, activation="linear", round_mode="TRN", overflow="SAT"),
         ],
         "arrays": {},
         "metadata": {"source": "hand-written"},
@@ -581,7 +560,7 @@ def test_too_wide_element(tmp_path: Path) -> None:
 def test_duplicate_layer_names(tmp_path: Path) -> None:
     document, arrays = _raw_valid()
     # Two square layers with one name read the same arrays; the names must still be unique.
-    document["layers"] = [_layer_entry("l0", 2, 2), _layer_entry("l0", 2, 2)]
+    document["layers"] = [layer_entry("l0", 2, 2), layer_entry("l0", 2, 2)]
     arrays = {k: v for k, v in arrays.items() if not k.startswith("l1.")}
     _load_error(_write_raw(tmp_path / "raw", document, arrays), "'l0' repeats")
 
