@@ -432,6 +432,12 @@ class NetworkComponent(wiring.Component):
     clock_ns
         Place registers by a delay model for this clock period instead of every
         ``adder_levels_per_stage`` levels.
+
+    Raises
+    ------
+    ValueError
+        When ``ir`` is not a chain of dense layers (:meth:`IRModel.is_dense_chain`): the
+        generator has no max pooling, addition, concatenation, lookup or requantizer blocks.
     """
 
     def __init__(
@@ -444,6 +450,12 @@ class NetworkComponent(wiring.Component):
         share: bool = True,
         clock_ns: float | None = None,
     ) -> None:
+        problem = ir.dense_chain_problem()
+        if problem is not None:
+            raise ValueError(
+                "RTL generation supports chains of dense layers (convolutions and average "
+                f"pooling freeze to dense layers); {problem}"
+            )
         self.ir = ir
         self.register_inputs = register_inputs
         self.debug_taps = debug_taps

@@ -21,3 +21,17 @@ def dense(name, weight, weight_frac_bits, bias, bias_frac_bits, output, **kwargs
         output=output,
         **kwargs,
     )
+
+
+def select(name, input_format: TensorFormat, indices, **kwargs) -> DenseLayer:
+    """A dense layer copying input elements ``indices`` exactly (weight 1, same formats)."""
+    indices = np.asarray(indices)
+    weight = np.zeros((indices.size, input_format.size), np.int64)
+    weight[np.arange(indices.size), indices] = 1
+    output = TensorFormat(
+        input_format.signed[indices],
+        input_format.int_bits[indices],
+        input_format.frac_bits[indices],
+    )
+    zeros = np.zeros(indices.size, np.int64)
+    return DenseLayer(name, weight, np.zeros_like(weight), zeros, zeros, output, **kwargs)

@@ -466,7 +466,7 @@ def test_wrong_schema(tmp_path: Path, schema) -> None:
     _load_error(_write_raw(tmp_path / "raw", document, arrays), "schema must be 'hgq-rtl-ir'")
 
 
-@pytest.mark.parametrize("version", [2, 0, "1", None])
+@pytest.mark.parametrize("version", [3, 0, "1", "2", None, True])
 def test_wrong_schema_version(tmp_path: Path, version) -> None:
     document, arrays = _raw_valid()
     document["schema_version"] = version
@@ -634,3 +634,127 @@ def test_products_are_exact_on_both_paths(scale: int) -> None:
         for row in x
     ]
     assert _matmul_exact(x, matrix).tolist() == expected
+
+
+# --------------------------------------------------------------------------- graphs (version 2)
+
+
+def _raw_graph() -> tuple[dict, dict[str, np.ndarray]]:
+    """A valid version 2 graph, written by hand from docs/ir.md, using every non-dense kind.
+
+    input: x0 signed 4 bits frac 1 [-8, 7], x1 unsigned 2 bits frac 0 [0, 3]
+    q    = quantize(input) to the same formats (the identity)
+    pool = maxpool(input, windows [[0, 1]]) at frac 1: max(x0, x1 << 1) in [0, 7]
+    sum  = add(q, input): [2 x0, 2 x1] at fracs [1, 0]: [-16, 14], [0, 6]
+    lut  = lookup(pool): table over [0, 7]
+    cat  = concat(sum, lut)
+    """
+    arrays = format_arrays("input", [1, 0], [2, 2], [1, 0])
+    arrays |= format_arrays("q.output", [1, 0], [2, 2], [1, 0])
+    arrays["pool.windows"] = np.array([[0, 1]], np.int64)
+    arrays |= format_arrays("pool.output", [0], [2], [1])
+    arrays |= format_arrays("sum.output", [1, 0], [3, 3], [1, 0])
+    arrays["lut.input_low"] = np.array([0], np.int64)
+    arrays["lut.offsets"] = np.array([0], np.int64)
+    arrays["lut.table"] = np.array([3, -1, 4, -1, 5, -8, 2, 6], np.int64)
+    arrays |= format_arrays("lut.output", [1], [3], [0])
+    arrays |= format_arrays("cat.output", [1, 0, 1], [3, 3, 3], [1, 0, 0])
+    modes = {"activation": "linear", "round_mode": "RND", "overflow": "WRAP"}
+    document = {
+        "schema": "hgq-rtl-ir",
+        "schema_version": 2,
+        "name": "raw_graph",
+        "input": {"size": 2, "overflow": "SAT"},
+        "layers": [
+            {"name": "q", "type": "quantize", "inputs": [], "out_features": 2, **modes},
+            {"name": "pool", "type": "maxpool", "inputs": ["input"], "out_features": 1},
+            {"name": "sum", "type": "add", "inputs": ["q", "input"], "out_features": 2},
+            {"name": "lut", "type": "lookup", "inputs": ["pool"], "out_features": 1},
+            {"name": "cat", "type": "concat", "inputs": ["sum", "lut"], "out_features": 3},
+        ],
+        "arrays": {},
+        "metadata": {},
+    }
+    return document, arrays
+
+
+def test_a_hand_written_graph_loads(tmp_path: Path) -> None:
+    ir = load(_write_raw(tmp_path / "raw", *_raw_graph()))
+    assert [(layer.kind, layer.inputs) for layer in ir.layers] == [
+        ("quantize", ()),
+        ("maxpool", ("input",)),
+        ("add", ("q", "input")),
+        ("lookup", ("pool",)),
+        ("concat", ("sum", "lut")),
+    ]
+    # [-3, 2]: pool = max(-3, 4) = 4, sum = [-6, 4], lut = table[4] = 5
+    # [7, 0]: pool = max(7, 0) = 7, sum = [14, 0], lut = table[7] = 6
+    # [-8, 3]: pool = max(-8, 6) = 6, sum = [-16, 6], lut = table[6] = 2
+    x = np.array([[-3, 2], [7, 0], [-8, 3]])
+    assert run(ir, x).tolist() == [[-6, 4, 5], [14, 0, 6], [-16, 6, 2]]
+    assert ebops(ir) == 0
+
+
+def _graph_error(tmp_path: Path, match: str, edit_document=None, edit_arrays=None) -> str:
+    document, arrays = _raw_graph()
+    if edit_document is not None:
+        edit_document(document)
+    if edit_arrays is not None:
+        edit_arrays(arrays)
+    return _load_error(_write_raw(tmp_path / "raw", document, arrays), match)
+
+
+def _layer(document: dict, name: str) -> dict:
+    return next(entry for entry in document["layers"] if entry["name"] == name)
+
+
+def test_malformed_graph_nodes(tmp_path: Path) -> None:
+    low_entry = [3] * 7 + [-9]  # -9 is below the signed 4-bit output
+    cases = [
+        ("pool.windows refers to input element 2", None, {"pool.windows": [[0, 2]]}),
+        (r"lut output 0: the table slice ranges over \[-9, 3\]", None, {"lut.table": low_entry}),
+        ("lut element 0: its input range .* needs 8 table entries", None, {"lut.table": [0] * 7}),
+        (r"lut.input_low\[0\] is 1", None, {"lut.input_low": [1]}),
+        ("sum output 0: the sum ranges over", None, {"sum.output.int_bits": [2, 3]}),
+        ("cat.output element 2 is signed 3 int 1 frac", None, {"cat.output.frac_bits": [1, 0, 1]}),
+        (r"sum output 0 has 0 fractional bits, fewer than the 1 of input 0 \('q'\) element 0",
+         None, {"sum.output.frac_bits": [0, 0]}),
+        ("sum.inputs names 'nope', which is neither 'input' nor a layer",
+         lambda d: _layer(d, "sum").update(inputs=["q", "nope"]), None),
+        ("pool.inputs names 'lut', which comes after it",
+         lambda d: _layer(d, "pool").update(inputs=["lut"]), None),
+        ("'inputs' must be a list of names", lambda d: _layer(d, "sum").update(inputs="q"), None),
+        ("sum.inputs names 1 tensors", lambda d: _layer(d, "sum").update(inputs=["q"]), None),
+        ("lacks the key 'round_mode'", lambda d: _layer(d, "q").pop("round_mode"), None),
+        ("declares out_features=3, arrays give 2",
+         lambda d: _layer(d, "sum").update(out_features=3), None),
+        ("declares out_features=None", lambda d: _layer(d, "cat").pop("out_features"), None),
+        (r"lists no array 'lut\.table'", None, None),
+        (r"unknown type 'conv2d' \(supported in version 2: dense, maxpool, add",
+         lambda d: _layer(d, "pool").update(type="conv2d"), None),
+        ("layer 'q' has type 'quantize', which needs schema_version 2",
+         lambda d: d.update(schema_version=1), None),
+    ]  # fmt: skip
+    for match, edit_document, changes in cases:
+
+        def edit_arrays(arrays, changes=changes, match=match):
+            if "lists no array" in match:
+                del arrays["lut.table"]
+            for key, value in (changes or {}).items():
+                arrays[key] = np.array(value, arrays[key].dtype)
+
+        message = _graph_error(tmp_path, match, edit_document, edit_arrays)
+        assert message.count("model.json") <= 1, message
+
+
+def test_inputs_need_version_2(tmp_path: Path) -> None:
+    document, arrays = _raw_valid()
+    document["layers"][1]["inputs"] = ["l0"]
+    _load_error(
+        _write_raw(tmp_path / "raw", document, arrays),
+        "layer 'l1' has 'inputs', which needs schema_version 2",
+    )
+    document["schema_version"] = 2
+    ir = load(_write_raw(tmp_path / "raw2", document, arrays))
+    assert ir.is_dense_chain() and ir.layers[1].inputs == ("l0",)
+    assert run(ir, np.array([[3, 5]])).tolist() == [[-12]]  # as in test_a_hand_written_folder_loads

@@ -5,16 +5,30 @@ Imports only numpy and the standard library, so other tools can read and write i
 
 from .fixed import Activation, FixedFormat, Overflow, RoundMode
 from .io import IRFormatError, load, save
-from .model import DenseLayer, IRModel, TensorFormat
-from .reference import ebops, predict, quantize_input, run, run_all
+from .model import (
+    AddLayer,
+    ConcatLayer,
+    DenseLayer,
+    IRModel,
+    LookupLayer,
+    MaxPoolLayer,
+    QuantizeLayer,
+    TensorFormat,
+)
+from .reference import ebops, predict, quantize_input, run, run_all, run_named
 
 __all__ = [
     "Activation",
+    "AddLayer",
+    "ConcatLayer",
     "DenseLayer",
     "FixedFormat",
     "IRFormatError",
     "IRModel",
+    "LookupLayer",
+    "MaxPoolLayer",
     "Overflow",
+    "QuantizeLayer",
     "RoundMode",
     "TensorFormat",
     "ebops",
@@ -23,5 +37,6 @@ __all__ = [
     "quantize_input",
     "run",
     "run_all",
+    "run_named",
     "save",
 ]

@@ -15,10 +15,31 @@ from typing import Any
 import numpy as np
 
 from .fixed import Activation, Overflow, RoundMode
-from .model import DenseLayer, IRModel, TensorFormat
+from .model import LAYER_TYPES, IRModel, Layer, TensorFormat
 
 SCHEMA = "hgq-rtl-ir"
-SCHEMA_VERSION = 1
+#: The version :func:`save` writes for a model that version 1 cannot express (layer kinds
+#: other than dense, or explicit ``inputs``); a chain of dense layers is written as version 1,
+#: byte for byte as before, so that older readers still read it.
+SCHEMA_VERSION = 2
+#: Every version :func:`load` reads.
+SCHEMA_VERSIONS = (1, 2)
+#: The integer arrays of each layer kind besides its output format, as attribute names (the
+#: array of attribute ``a`` of layer ``L`` is ``L.a`` in weights.npz).
+LAYER_ARRAYS: dict[str, tuple[str, ...]] = {
+    "dense": ("weight", "weight_frac_bits", "bias", "bias_frac_bits"),
+    "maxpool": ("windows",),
+    "add": (),
+    "concat": (),
+    "lookup": ("input_low", "offsets", "table"),
+    "quantize": (),
+}
+#: The enum fields of each layer kind, written in model.json by their values.
+LAYER_MODES: dict[str, tuple[str, ...]] = {
+    "dense": ("activation", "round_mode", "overflow"),
+    "quantize": ("activation", "round_mode", "overflow"),
+}
+_MODE_ENUMS = {"activation": Activation, "round_mode": RoundMode, "overflow": Overflow}
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.npz"
 
@@ -47,33 +68,41 @@ def to_arrays(ir: IRModel) -> dict[str, np.ndarray]:
     """Every integer array of the model, keyed as in ``weights.npz``."""
     arrays = _format_arrays("input", ir.input)
     for layer in ir.layers:
-        arrays[f"{layer.name}.weight"] = layer.weight
-        arrays[f"{layer.name}.weight_frac_bits"] = layer.weight_frac_bits
-        arrays[f"{layer.name}.bias"] = layer.bias
-        arrays[f"{layer.name}.bias_frac_bits"] = layer.bias_frac_bits
+        for attr in LAYER_ARRAYS[layer.kind]:
+            arrays[f"{layer.name}.{attr}"] = getattr(layer, attr)
         arrays.update(_format_arrays(f"{layer.name}.output", layer.output))
     return arrays
 
 
+def schema_version(ir: IRModel) -> int:
+    """The version :func:`save` writes: 1 for dense layers in a chain with default ``inputs``
+    (what version 1 expresses), else :data:`SCHEMA_VERSION`."""
+    if all(layer.kind == "dense" and not layer.inputs for layer in ir.layers):
+        return 1
+    return SCHEMA_VERSION
+
+
+def _layer_entry(layer: Layer, version: int) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": layer.name, "type": layer.kind}
+    if version >= 2:
+        entry["inputs"] = list(layer.inputs)
+    if layer.kind == "dense":
+        entry["in_features"] = layer.in_features
+    entry["out_features"] = layer.out_features
+    for attr in LAYER_MODES.get(layer.kind, ()):
+        entry[attr] = getattr(layer, attr).value
+    return entry
+
+
 def to_json(ir: IRModel, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     """The ``model.json`` document of ``ir``."""
+    version = schema_version(ir)
     return {
         "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": version,
         "name": ir.name,
         "input": {"size": ir.input.size, "overflow": ir.input_overflow.value},
-        "layers": [
-            {
-                "name": layer.name,
-                "type": layer.kind,
-                "in_features": layer.in_features,
-                "out_features": layer.out_features,
-                "activation": layer.activation.value,
-                "round_mode": layer.round_mode.value,
-                "overflow": layer.overflow.value,
-            }
-            for layer in ir.layers
-        ],
+        "layers": [_layer_entry(layer, version) for layer in ir.layers],
         "arrays": {key: array_sha256(value) for key, value in sorted(arrays.items())},
         "metadata": ir.metadata,
     }
@@ -149,9 +178,10 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict) or document.get("schema") != SCHEMA:
         raise IRFormatError(f"{path} is not an hgq-rtl IR file (schema must be {SCHEMA!r})")
     version = document.get("schema_version")
-    if type(version) is not int or version != SCHEMA_VERSION:  # JSON true is not 1
+    if type(version) is not int or version not in SCHEMA_VERSIONS:  # JSON true is not 1
+        readable = " and ".join(str(v) for v in SCHEMA_VERSIONS)
         raise IRFormatError(
-            f"{path} has schema_version {version!r}; this hgq-rtl reads version {SCHEMA_VERSION}"
+            f"{path} has schema_version {version!r}; this hgq-rtl reads versions {readable}"
         )
     return document
 
@@ -193,38 +223,13 @@ def _from_documents(document: dict[str, Any], arrays: dict[str, np.ndarray]) -> 
             array(f"{prefix}.signed"), array(f"{prefix}.int_bits"), array(f"{prefix}.frac_bits")
         )
 
-    layers = []
+    version = document["schema_version"]
     if not isinstance(document["layers"], list):
         raise IRFormatError("model.json: 'layers' must be a list")
-    for k, entry in enumerate(document["layers"]):
-        if not isinstance(entry, dict):
-            raise IRFormatError(f"model.json: layers[{k}] must be an object")
-        if entry.get("type") != "dense":
-            raise IRFormatError(
-                f"layer {entry.get('name')!r} has unknown type {entry.get('type')!r} "
-                "(supported: dense)"
-            )
-        name = entry["name"]
-        layers.append(
-            DenseLayer(
-                name=name,
-                weight=array(f"{name}.weight"),
-                weight_frac_bits=array(f"{name}.weight_frac_bits"),
-                bias=array(f"{name}.bias"),
-                bias_frac_bits=array(f"{name}.bias_frac_bits"),
-                output=fmt(f"{name}.output"),
-                activation=Activation(entry["activation"]),
-                round_mode=RoundMode(entry["round_mode"]),
-                overflow=Overflow(entry["overflow"]),
-            )
-        )
-        for key, size in (("in_features", layers[-1].in_features), ("out_features", None)):
-            declared = entry.get(key)
-            actual = size if size is not None else layers[-1].out_features
-            if type(declared) is not int or declared != actual:  # JSON true is not 1
-                raise IRFormatError(
-                    f"layer {name!r} declares {key}={declared!r}, arrays give {actual}"
-                )
+    layers = [
+        _layer_from_entry(k, entry, version, array, fmt)
+        for k, entry in enumerate(document["layers"])
+    ]
     input_entry = document["input"]
     if not isinstance(input_entry, dict):
         raise IRFormatError("model.json: 'input' must be an object")
@@ -241,6 +246,46 @@ def _from_documents(document: dict[str, Any], arrays: dict[str, np.ndarray]) -> 
     if type(size) is not int or size != model.input.size:
         raise IRFormatError(f"input declares size {size!r}, arrays give {model.input.size}")
     return model
+
+
+def _layer_from_entry(k: int, entry: Any, version: int, array, fmt) -> Layer:
+    """One layer of model.json (``array``/``fmt`` read listed arrays and formats by name)."""
+    if not isinstance(entry, dict):
+        raise IRFormatError(f"model.json: layers[{k}] must be an object")
+    kind = entry.get("type")
+    kinds = ("dense",) if version == 1 else tuple(LAYER_TYPES)
+    if kind in LAYER_TYPES and kind not in kinds:
+        raise IRFormatError(
+            f"layer {entry.get('name')!r} has type {kind!r}, which needs schema_version 2 "
+            "(version 1 has only dense layers)"
+        )
+    if kind not in kinds:
+        raise IRFormatError(
+            f"layer {entry.get('name')!r} has unknown type {kind!r} "
+            f"(supported in version {version}: {', '.join(kinds)})"
+        )
+    name = entry["name"]
+    if not isinstance(name, str):
+        raise IRFormatError(f"model.json: layers[{k}] name must be a string, not {name!r}")
+    inputs = entry.get("inputs", [])
+    if version == 1 and "inputs" in entry:
+        raise IRFormatError(f"layer {name!r} has 'inputs', which needs schema_version 2")
+    if not isinstance(inputs, list) or not all(isinstance(n, str) for n in inputs):
+        raise IRFormatError(f"layer {name!r}: 'inputs' must be a list of names, not {inputs!r}")
+    layer = LAYER_TYPES[kind](
+        name=name,
+        output=fmt(f"{name}.output"),
+        inputs=tuple(inputs),
+        **{attr: array(f"{name}.{attr}") for attr in LAYER_ARRAYS[kind]},
+        **{attr: _MODE_ENUMS[attr](entry[attr]) for attr in LAYER_MODES.get(kind, ())},
+    )
+    declared = {"in_features": layer.in_features} if kind == "dense" else {}
+    declared["out_features"] = layer.out_features
+    for key, actual in declared.items():
+        value = entry.get(key)
+        if type(value) is not int or value != actual:  # JSON true is not 1
+            raise IRFormatError(f"layer {name!r} declares {key}={value!r}, arrays give {actual}")
+    return layer
 
 
 def model_sha256(folder: str | Path) -> str:

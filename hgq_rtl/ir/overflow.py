@@ -4,9 +4,10 @@ Freezing fixes every activation's integer bits from the ranges the calibration d
 no calibration sample overflows. New data may: a value beyond its element's range is wrapped
 (``WRAP``, usually a wildly wrong result) or clipped (``SAT``) by the hardware, silently.
 :func:`overflow_report` runs the integer reference (:mod:`hgq_rtl.ir.reference`) and counts, for
-the input and for every layer, the values that lie outside the element's range *before* the
-overflow mode brings them back in: after rounding and the activation, exactly what the hardware
-computes up to its wrap or clamp. ``hgq-rtl check`` prints the result.
+the input and for every layer that can overflow (dense, quantize), the values that lie outside
+the element's range *before* the overflow mode brings them back in: after rounding and the
+activation, exactly what the hardware computes up to its wrap or clamp. ``hgq-rtl check`` prints
+the result. The other layer kinds are exact by construction.
 
 Numpy and the standard library only, like the rest of :mod:`hgq_rtl.ir`.
 """
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .fixed import Overflow, overflow
-from .model import IRModel, TensorFormat
+from .model import MODEL_INPUT, IRModel, TensorFormat, can_overflow
 from .reference import pre_overflow, round_input
 
 #: Rows handled per pass (bounds memory on large data sets).
@@ -149,9 +150,11 @@ def overflow_report(ir: IRModel, x_int: np.ndarray, *, worst: int = 5) -> list[L
     ``x_int`` holds integers ``(n, ir.input.size)`` at the input elements' fractional steps but
     *not yet* brought into the input format (what :func:`hgq_rtl.ir.reference.round_input` gives
     for real data); values outside the input range are counted, then wrapped or saturated with
-    the model's input overflow mode. Each layer's values are counted after rounding and the
-    activation, before its own ``WRAP``/``SAT``; the layer's true (overflowed) output feeds the
-    next layer, as in the hardware. Returns the input's entry, then one per layer.
+    the model's input overflow mode. Each dense or quantize layer's values are counted after
+    rounding and the activation, before its own ``WRAP``/``SAT``; the layer's true (overflowed)
+    output feeds the layers that read it, as in the hardware. Returns the input's entry, then
+    one per dense or quantize layer in layer order; the exact kinds (maxpool, add, concat,
+    lookup) cannot overflow (their formats hold every result) and have no entry.
     """
     x_int = np.asarray(x_int)
     if x_int.ndim != 2 or x_int.shape[1] != ir.input.size:
@@ -163,28 +166,31 @@ def overflow_report(ir: IRModel, x_int: np.ndarray, *, worst: int = 5) -> list[L
     if worst < 0:
         raise ValueError(f"worst must be >= 0, not {worst}")
     x_int = x_int.astype(np.int64)
-    formats = ir.input_formats()
-    tallies = [_Tally(ir.input)] + [_Tally(layer.output) for layer in ir.layers]
+    tallies = {MODEL_INPUT: _Tally(ir.input)}
+    tallies |= {layer.name: _Tally(layer.output) for layer in ir.layers if can_overflow(layer)}
     for start in range(0, max(x_int.shape[0], 1), CHUNK_ROWS):
         x = x_int[start : start + CHUNK_ROWS]
-        tallies[0].add(x)
-        x = overflow(x, ir.input.signed, ir.input.width, ir.input_overflow)
-        for layer, fmt, tally in zip(ir.layers, formats, tallies[1:], strict=True):
-            values = pre_overflow(layer, fmt, x)
-            tally.add(values)
-            x = overflow(values, layer.output.signed, layer.output.width, layer.overflow)
-    names = [("input", ir.input_overflow)] + [(layer.name, layer.overflow) for layer in ir.layers]
-    return [
-        tally.result(name, mode, worst) for (name, mode), tally in zip(names, tallies, strict=True)
-    ]
+        tallies[MODEL_INPUT].add(x)
+        values = {MODEL_INPUT: overflow(x, ir.input.signed, ir.input.width, ir.input_overflow)}
+        for layer in ir.layers:
+            inputs = tuple(values[name] for name in ir.inputs_of(layer))
+            out = pre_overflow(layer, ir.input_formats_of(layer), inputs)
+            if can_overflow(layer):
+                tallies[layer.name].add(out)
+                out = overflow(out, layer.output.signed, layer.output.width, layer.overflow)
+            values[layer.name] = out
+    modes = {MODEL_INPUT: ir.input_overflow}
+    modes |= {layer.name: layer.overflow for layer in ir.layers if can_overflow(layer)}
+    return [tally.result(name, modes[name], worst) for name, tally in tallies.items()]
 
 
 def overflow_report_real(ir: IRModel, x_real: np.ndarray, *, worst: int = 5) -> list[LayerOverflow]:
-    """:func:`overflow_report` on real-valued data ``(n, ir.input.size)`` (rounded first)."""
+    """:func:`overflow_report` on real-valued data ``(n, ...)``: each sample is flattened in C
+    order to ``ir.input.size`` features and rounded first."""
     x_real = np.asarray(x_real)
-    if x_real.ndim == 2 and x_real.shape[1] != ir.input.size:
+    if x_real.ndim >= 2 and int(np.prod(x_real.shape[1:])) != ir.input.size:
         raise ValueError(
-            f"the data has {x_real.shape[1]} features per row, "
+            f"the data has {int(np.prod(x_real.shape[1:]))} features per row, "
             f"model {ir.name!r} expects {ir.input.size}"
         )
     return overflow_report(ir, round_input(ir, x_real), worst=worst)

@@ -1,6 +1,7 @@
 """Random IR models for tests, fuzzing and benchmarks (numpy only).
 
-:func:`random_model` draws a chain of layers of given sizes. For fuzzing, a :class:`ModelSpec`
+:func:`random_model` draws a chain of layers of given sizes, :func:`random_graph` a small graph
+with every layer kind. For fuzzing, a :class:`ModelSpec`
 states a network's shape and modes explicitly (what a property-based test draws and shrinks) and
 :func:`model_from_spec` fills in formats, weights and biases from the spec's seed;
 :func:`random_spec` draws a spec with numpy (for benchmarks).
@@ -8,12 +9,25 @@ states a network's shape and modes explicitly (what a property-based test draws 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from .fixed import Activation, Overflow, RoundMode
-from .model import DenseLayer, IRModel, TensorFormat
+from .model import (
+    AddLayer,
+    ConcatLayer,
+    DenseLayer,
+    IRModel,
+    LookupLayer,
+    MaxPoolLayer,
+    QuantizeLayer,
+    TensorFormat,
+    concat_formats,
+    exact_add_format,
+    exact_maxpool_format,
+)
 
 
 def random_format(rng: np.random.Generator, size: int, *, max_width: int = 10) -> TensorFormat:
@@ -72,6 +86,70 @@ def random_model(
         layers.append(layer)
         fmt = layer.output
     return IRModel(name=name, input=input_format, layers=tuple(layers))
+
+
+def random_graph(
+    rng: np.random.Generator, inputs: int = 6, hidden: int = 5, *, name: str = "random_graph"
+) -> IRModel:
+    """A small graph using every layer kind, with random formats, weights, tables and modes::
+
+    input ─► dense_0 ─► quantize_0 ─┬─► add_0 ─► maxpool_0 ─► quantize_1 ─► lookup_0 ─┐
+    input ─► dense_1 ───────────────┘                                                  │
+                        quantize_0 ──────────────────────────────────► concat_0 ◄──────┘
+                                                                           └─► dense_2
+    """
+    fmt = random_format(rng, inputs)
+    dense_0 = random_dense(rng, "dense_0", fmt, hidden)
+    quantize_0 = QuantizeLayer(
+        "quantize_0",
+        random_format(rng, hidden),
+        rng.choice(list(Activation)),
+        rng.choice(list(RoundMode)),
+        rng.choice(list(Overflow)),
+    )
+    dense_1 = dataclasses.replace(random_dense(rng, "dense_1", fmt, hidden), inputs=("input",))
+    add_0 = AddLayer(
+        "add_0",
+        exact_add_format([quantize_0.output, dense_1.output]),
+        inputs=("quantize_0", "dense_1"),
+    )
+    pooled = max(hidden - 1, 1)
+    windows = np.stack([rng.choice(hidden, 2, replace=False) for _ in range(pooled)])
+    maxpool_0 = MaxPoolLayer("maxpool_0", windows, exact_maxpool_format(add_0.output, windows))
+    quantize_1 = QuantizeLayer("quantize_1", random_format(rng, pooled, max_width=5))
+    lookup_0 = random_lookup(rng, "lookup_0", quantize_1.output, random_format(rng, pooled))
+    concat_0 = ConcatLayer(
+        "concat_0",
+        concat_formats([lookup_0.output, quantize_0.output]),
+        inputs=("lookup_0", "quantize_0"),
+    )
+    dense_2 = random_dense(rng, "dense_2", concat_0.output, 3)
+    layers = (dense_0, quantize_0, dense_1, add_0, maxpool_0, quantize_1, lookup_0, concat_0)
+    return IRModel(name=name, input=fmt, layers=(*layers, dense_2))
+
+
+def random_lookup(
+    rng: np.random.Generator, name: str, input_format: TensorFormat, output: TensorFormat
+) -> LookupLayer:
+    """A lookup layer with a random table over each element's input range; an element whose
+    input and output formats equal the previous element's shares its slice half the time."""
+    lo, hi = input_format.int_range()
+    out_lo, out_hi = output.int_range()
+    offsets, slices, used = [], [], 0
+    for i in range(input_format.size):
+        same = i > 0 and (lo[i], hi[i], out_lo[i], out_hi[i]) == (
+            lo[i - 1],
+            hi[i - 1],
+            out_lo[i - 1],
+            out_hi[i - 1],
+        )
+        if same and rng.random() < 0.5:
+            offsets.append(offsets[-1])
+            continue
+        offsets.append(used)
+        slices.append(rng.integers(out_lo[i], out_hi[i] + 1, int(hi[i] - lo[i] + 1)))
+        used += slices[-1].size
+    return LookupLayer(name, lo, offsets, np.concatenate(slices), output)
 
 
 # ------------------------------------------------------------------------------------ fuzzing

@@ -5,14 +5,30 @@ from __future__ import annotations
 import numpy as np
 
 from .fixed import Activation, RoundMode, bit_span, overflow, shift_round
-from .model import DenseLayer, IRModel, TensorFormat, accumulator_frac_bits
+from .model import (
+    MODEL_INPUT,
+    AddLayer,
+    ConcatLayer,
+    DenseLayer,
+    IRModel,
+    Layer,
+    LookupLayer,
+    MaxPoolLayer,
+    QuantizeLayer,
+    TensorFormat,
+    accumulator_frac_bits,
+    alignment_shifts,
+    can_overflow,
+    quantize_shifts,
+)
 
 
 def quantize_input(ir: IRModel, x: np.ndarray) -> np.ndarray:
-    """Real-valued inputs ``(n, features)`` to the integers the hardware receives.
+    """Real-valued inputs ``(n, ...)`` to the integers ``(n, features)`` the hardware receives.
 
-    Rounds to each element's fractional bits (ties up, as the torch input quantizer does in
-    float64) and applies the model's input overflow mode.
+    Each sample is flattened in C order (a ``(n, C, H, W)`` batch becomes ``(n, C*H*W)``),
+    rounded to each element's fractional bits (ties up, as the torch input quantizer does in
+    float64), and brought into the input format with the model's input overflow mode.
     """
     scaled = round_input(ir, x)
     return overflow(scaled, ir.input.signed, ir.input.width, ir.input_overflow)
@@ -22,6 +38,8 @@ def round_input(ir: IRModel, x: np.ndarray) -> np.ndarray:
     """Steps 1–2 of :func:`quantize_input`: real inputs rounded to each element's step, as
     ``int64`` clipped to ``[-2**62, 2**62]``, *before* the input overflow mode is applied."""
     x = np.asarray(x, np.float64)
+    if x.ndim >= 2:
+        x = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
     if x.ndim != 2 or x.shape[1] != ir.input.size:
         raise ValueError(f"inputs must have shape (n, {ir.input.size}), not {x.shape}")
     if not np.all(np.isfinite(x)):
@@ -82,35 +100,90 @@ def _matmul_exact(x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return x @ matrix
 
 
-def pre_overflow(layer: DenseLayer, fmt: TensorFormat, x: np.ndarray) -> np.ndarray:
-    """One layer up to its activation: rounded to the output's step, ReLU applied, *not yet*
-    wrapped or saturated into ``layer.output`` (what :mod:`hgq_rtl.ir.overflow` inspects)."""
-    acc, frac = dense_accumulate(layer, fmt, x)
-    out = shift_round(acc, (frac - layer.output.frac_bits)[None, :], layer.round_mode)
+Formats = TensorFormat | tuple[TensorFormat, ...] | list[TensorFormat]
+Arrays = np.ndarray | tuple[np.ndarray, ...] | list[np.ndarray]
+
+
+def pre_overflow(layer: Layer, formats: Formats, inputs: Arrays) -> np.ndarray:
+    """One layer up to its overflow mode (what :mod:`hgq_rtl.ir.overflow` inspects).
+
+    ``formats``/``inputs``: the layer's input format(s) and integer input(s) ``(n, size)``; a
+    single format and array for the one-input kinds. Dense and quantize layers are rounded to
+    the output's step and activated but *not yet* wrapped or saturated into ``layer.output``;
+    the exact kinds (maxpool, add, concat, lookup) return their final output.
+    """
+    formats, inputs = _as_tuples(formats, inputs)
+    if isinstance(layer, DenseLayer):
+        acc, frac = dense_accumulate(layer, formats[0], inputs[0])
+        return _requantize(layer, acc, (frac - layer.output.frac_bits)[None, :])
+    if isinstance(layer, QuantizeLayer):
+        shift = quantize_shifts(layer, formats[0])[None, :]
+        return _requantize(layer, np.asarray(inputs[0], np.int64), shift)
+    if isinstance(layer, MaxPoolLayer):
+        shift = alignment_shifts(layer.output.frac_bits, formats[0], layer.windows)
+        x = np.asarray(inputs[0], np.int64)
+        out = x[:, layer.windows[:, 0]] << shift[None, :, 0]
+        for j in range(1, layer.windows.shape[1]):
+            out = np.maximum(out, x[:, layer.windows[:, j]] << shift[None, :, j])
+        return out
+    if isinstance(layer, AddLayer):
+        index = np.arange(layer.output.size)[:, None]
+        out = np.zeros((np.shape(inputs[0])[0], layer.output.size), np.int64)
+        for fmt, x in zip(formats, inputs, strict=True):
+            shift = alignment_shifts(layer.output.frac_bits, fmt, index)[:, 0]
+            out += np.asarray(x, np.int64) << shift[None, :]
+        return out
+    if isinstance(layer, ConcatLayer):
+        return np.concatenate([np.asarray(x, np.int64) for x in inputs], axis=1)
+    if isinstance(layer, LookupLayer):
+        x = np.asarray(inputs[0], np.int64)
+        return layer.table[layer.offsets[None, :] + x - layer.input_low[None, :]]
+    raise ValueError(f"layer must be an IR layer, not {type(layer).__name__}")
+
+
+def _requantize(layer: DenseLayer | QuantizeLayer, values: np.ndarray, shift) -> np.ndarray:
+    out = shift_round(values, shift, layer.round_mode)
     if layer.activation is Activation.RELU:
         out = np.maximum(out, 0)
     return out
 
 
-def run_layer(layer: DenseLayer, fmt: TensorFormat, x: np.ndarray) -> np.ndarray:
-    """One layer on integer inputs of format ``fmt``; returns integers of ``layer.output``."""
-    out = pre_overflow(layer, fmt, x)
-    return overflow(out, layer.output.signed, layer.output.width, layer.overflow)
+def _as_tuples(formats: Formats, inputs: Arrays) -> tuple[tuple, tuple]:
+    if isinstance(formats, TensorFormat):
+        return (formats,), (inputs,)
+    return tuple(formats), tuple(inputs)
+
+
+def run_layer(layer: Layer, formats: Formats, inputs: Arrays) -> np.ndarray:
+    """One layer on integer inputs of the given format(s); returns integers of
+    ``layer.output`` (a single format and array for the one-input kinds, else sequences)."""
+    out = pre_overflow(layer, formats, inputs)
+    if can_overflow(layer):
+        return overflow(out, layer.output.signed, layer.output.width, layer.overflow)
+    return out
+
+
+def run_named(ir: IRModel, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every tensor of the model for integer inputs ``x`` of shape ``(n, inputs)``:
+    ``{"input": x, layer name: its integer output, ...}`` in layer order."""
+    values = {MODEL_INPUT: check_inputs(ir.input, x)}
+    for layer in ir.layers:
+        names = ir.inputs_of(layer)
+        values[layer.name] = run_layer(
+            layer, ir.input_formats_of(layer), tuple(values[name] for name in names)
+        )
+    return values
 
 
 def run_all(ir: IRModel, x: np.ndarray) -> list[np.ndarray]:
-    """Integer outputs of every layer for integer inputs ``x`` of shape ``(n, inputs)``."""
-    x = check_inputs(ir.input, x)
-    outputs = []
-    for layer, fmt in zip(ir.layers, ir.input_formats(), strict=True):
-        x = run_layer(layer, fmt, x)
-        outputs.append(x)
-    return outputs
+    """Integer outputs of every layer, in layer order, for integer inputs ``x`` ``(n, inputs)``."""
+    values = run_named(ir, x)
+    return [values[layer.name] for layer in ir.layers]
 
 
 def run(ir: IRModel, x: np.ndarray) -> np.ndarray:
-    """Integer outputs of the model for integer inputs ``x`` of shape ``(n, inputs)``."""
-    return run_all(ir, x)[-1]
+    """Integer outputs of the model (its last layer) for integer inputs ``x`` ``(n, inputs)``."""
+    return run_named(ir, x)[ir.layers[-1].name]
 
 
 def predict(ir: IRModel, x_real: np.ndarray) -> np.ndarray:
@@ -119,13 +192,16 @@ def predict(ir: IRModel, x_real: np.ndarray) -> np.ndarray:
     return np.argmax(to_real(ir.output, out), axis=1)
 
 
-def layer_ebops(layer: DenseLayer, fmt: TensorFormat) -> int:
-    """Exact EBOPs of one layer: sum over products of bits(weight) * width(input)."""
+def layer_ebops(layer: Layer, fmt: TensorFormat) -> int:
+    """Exact EBOPs of one layer: for a dense layer the sum over products of
+    bits(weight) * width(input); 0 for the other kinds (they multiply by no constant)."""
+    if not isinstance(layer, DenseLayer):
+        return 0
     return int((bit_span(layer.weight) * fmt.width[None, :]).sum())
 
 
 def ebops(ir: IRModel) -> int:
-    """Exact EBOPs of the model (sum over every constant multiplication)."""
+    """Exact EBOPs of the model (sum over every constant multiplication: dense layers)."""
     return sum(
         layer_ebops(layer, fmt) for layer, fmt in zip(ir.layers, ir.input_formats(), strict=True)
     )
@@ -151,5 +227,6 @@ __all__ = [
     "run",
     "run_all",
     "run_layer",
+    "run_named",
     "to_real",
 ]
