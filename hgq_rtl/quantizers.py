@@ -7,6 +7,8 @@ straight-through (``y + (R(y) - y).detach()``), which gives exactly HGQ's gradie
 
 from __future__ import annotations
 
+from enum import Enum
+
 import torch
 from torch import nn
 
@@ -14,6 +16,33 @@ from .ir.fixed import Overflow, RoundMode
 
 #: Fractional bits are kept inside this range during training (see :func:`clamp_frac_bits`).
 FRAC_BITS_LIMITS = (-16.0, 24.0)
+
+
+class Granularity(Enum):
+    """How many learnable fractional-bit counts a quantizer has.
+
+    The first axis of a shape is its channel axis (output channels of a weight, channels or
+    features of a data sample). Sign and integer bits of data stay per element whatever the
+    granularity: they come from each element's observed range, which costs nothing to learn.
+    """
+
+    #: One per element: HGQ's default and finest choice.
+    ELEMENT = "element"
+    #: One per channel, shared along the other axes.
+    CHANNEL = "channel"
+    #: One for the whole tensor.
+    TENSOR = "tensor"
+
+
+def granular_shape(shape: tuple[int, ...], granularity: Granularity) -> tuple[int, ...]:
+    """Shape of the fractional-bit parameter of a tensor of ``shape`` (broadcastable to it)."""
+    if not isinstance(granularity, Granularity):
+        raise TypeError(f"granularity must be a Granularity, not {granularity!r}")
+    if granularity is Granularity.ELEMENT or not shape:
+        return tuple(shape)
+    if granularity is Granularity.CHANNEL:
+        return (shape[0],) + (1,) * (len(shape) - 1)
+    return (1,) * len(shape)
 
 
 def round_ste(y: torch.Tensor) -> torch.Tensor:
@@ -97,6 +126,7 @@ class WeightQuantizer(nn.Module):
         *,
         init_bits: int = 8,
         round_mode: RoundMode = RoundMode.RND,
+        granularity: Granularity = Granularity.ELEMENT,
     ) -> None:
         super().__init__()
         if not isinstance(round_mode, RoundMode):
@@ -104,11 +134,17 @@ class WeightQuantizer(nn.Module):
         if init_bits < 1:
             raise ValueError(f"init_bits must be >= 1, not {init_bits}")
         self.round_mode = round_mode
+        self.granularity = granularity
+        shape = granular_shape(tuple(weight.shape), granularity)
         with torch.no_grad():
             magnitude = weight.detach().abs().clamp_min(2.0**-12)
             int_bits = torch.floor(torch.log2(magnitude)) + 1
             init = (init_bits - int_bits).clamp(*FRAC_BITS_LIMITS)
-        self.frac_bits = nn.Parameter(init.to(torch.float32))
+            # a shared count starts where the group's largest weight keeps init_bits bits
+            reduce = [axis for axis, size in enumerate(shape) if size == 1 < weight.shape[axis]]
+            if reduce:
+                init = init.amin(dim=reduce, keepdim=True)
+        self.frac_bits = nn.Parameter(init.to(torch.float32).reshape(shape))
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         return quantize(weight, round_ste(self.frac_bits), self.round_mode)
@@ -138,6 +174,7 @@ class ActivationQuantizer(nn.Module):
         init_frac_bits: float = 6.0,
         round_mode: RoundMode = RoundMode.RND,
         overflow: Overflow = Overflow.WRAP,
+        granularity: Granularity = Granularity.ELEMENT,
     ) -> None:
         super().__init__()
         if not isinstance(round_mode, RoundMode):
@@ -145,9 +182,15 @@ class ActivationQuantizer(nn.Module):
         if not isinstance(overflow, Overflow):
             raise TypeError(f"overflow must be an Overflow, not {overflow!r}")
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        if not shape or any(not isinstance(d, int) or d < 1 for d in shape):
+            raise ValueError(f"shape must hold positive integers, not {shape}")
+        self.shape = shape
         self.round_mode = round_mode
         self.overflow = overflow
-        self.frac_bits = nn.Parameter(torch.full(shape, float(init_frac_bits)))
+        self.granularity = granularity
+        self.frac_bits = nn.Parameter(
+            torch.full(granular_shape(shape, granularity), float(init_frac_bits))
+        )
         self.register_buffer("low", torch.full(shape, float("inf")))
         self.register_buffer("high", torch.full(shape, float("-inf")))
         self.register_buffer("calibrated", torch.tensor(False))
@@ -178,9 +221,13 @@ class ActivationQuantizer(nn.Module):
         self.low.fill_(float("inf"))
         self.high.fill_(float("-inf"))
 
+    def element_frac_bits(self) -> torch.Tensor:
+        """Rounded fractional bits of every element (the shared counts broadcast), no gradient."""
+        return torch.floor(self.frac_bits.detach() + 0.5).expand(self.shape)
+
     def observed_format(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(signed, int_bits, frac_bits)`` covering the ranges observed so far (no gradient)."""
-        frac_bits = torch.floor(self.frac_bits.detach() + 0.5)
+        frac_bits = self.element_frac_bits()
         low = torch.where(torch.isinf(self.low), torch.zeros_like(self.low), self.low)
         high = torch.where(torch.isinf(self.high), torch.zeros_like(self.high), self.high)
         signed, int_bits = range_int_bits(low.double(), high.double(), frac_bits.double())
