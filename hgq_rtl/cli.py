@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
+from .config import ARCHITECTURES, GRANULARITIES
 from .config import TRAIN_DEFAULTS as D
 
 EXIT_BAD_INPUT = 2
@@ -25,17 +26,42 @@ def _train_config(args: argparse.Namespace):
     from .config import BetaSchedule, TrainConfig
 
     return TrainConfig(
+        arch=args.arch,
         hidden=tuple(args.hidden),
+        channels=tuple(args.channels),
+        kernel_size=args.kernel_size,
+        batch_norm=args.batch_norm,
+        granularity=args.granularity,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.lr,
         bits_learning_rate=args.bits_lr,
-        beta=BetaSchedule(args.beta, args.beta_end, args.beta_hold),
+        beta=BetaSchedule(args.beta, args.beta_end, args.beta_hold, _beta_steps(args.beta_steps)),
         gamma=args.gamma,
         init_bits=args.init_bits,
         seed=args.seed,
         device=args.device,
+        task=args.task,
     )
+
+
+def _beta_steps(text: str | None) -> tuple[tuple[int, float], ...]:
+    """``"0:1e-6,50:1e-5"`` → ``((0, 1e-6), (50, 1e-5))``."""
+    if text is None:
+        return ()
+    steps = []
+    for item in text.split(","):
+        epoch, colon, value = item.strip().partition(":")
+        try:
+            if not colon:
+                raise ValueError
+            steps.append((int(epoch), float(value)))
+        except ValueError:
+            raise ValueError(
+                f"--beta-steps must be EPOCH:VALUE pairs separated by commas (like "
+                f"0:1e-6,50:1e-5), not {text!r}"
+            ) from None
+    return tuple(steps)
 
 
 def _rtl_options(args: argparse.Namespace):
@@ -69,21 +95,38 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .checkpoint import CHECKPOINT_FILE
     from .data import load_dataset
-    from .flow import evaluate, train_and_freeze
-    from .ir import io as ir_io
+    from .flow import TRAINING_DIR, train_and_freeze
     from .ir import reference
+    from .train import reference_metrics
 
+    config = _train_config(args)
     dataset = load_dataset(args.dataset, path=args.data_path, seed=args.seed)
-    ir, summary = train_and_freeze(
-        dataset, _train_config(args), name=f"{dataset.name}_mlp", quiet=args.quiet
-    )
-    ir_io.save(ir, args.out)
+    try:
+        ir, summary = train_and_freeze(
+            dataset,
+            config,
+            name=f"{dataset.name}_{config.arch}",
+            quiet=args.quiet,
+            out_dir=args.out,
+            resume=args.resume,
+        )
+    except KeyboardInterrupt:
+        saved = args.out / TRAINING_DIR / CHECKPOINT_FILE
+        if saved.exists():
+            print(f"hgq-rtl: the last completed epoch is in {saved}", file=sys.stderr)
+            print("hgq-rtl: continue with the same options and --resume", file=sys.stderr)
+        raise
+    metrics = reference_metrics(ir, dataset.x_test, dataset.y_test, summary["task"])
     result = {
-        "test_accuracy": evaluate(ir, dataset),
+        "task": summary["task"],
+        **{f"test_{key}": value for key, value in metrics.items()},
         "ebops": reference.ebops(ir),
         "train_seconds": summary["train_seconds"],
         "check1_mismatches": summary["check1_mismatches"],
+        "front_points": len(summary["front"]),
+        "training": str(args.out / TRAINING_DIR),
     }
     print(json.dumps(result))
     return 0
@@ -224,9 +267,47 @@ def _positive_int(text: str) -> int:
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
-    g.add_argument("--dataset", default="digits", help="digits (default), jets or npz")
+    g.add_argument(
+        "--dataset",
+        default="digits",
+        help="digits (default), fashion_mnist, jets, muon_toy (regression) or npz",
+    )
     g.add_argument("--data-path", type=Path, help="local data file (jets: csv/npz; npz: required)")
-    g.add_argument("--hidden", type=_positive_int, nargs="+", default=list(D.hidden))
+    g.add_argument(
+        "--arch",
+        choices=ARCHITECTURES,
+        default=D.arch,
+        help="mlp (dense layers) or cnn (conv → ReLU → max-pool 2 per --channels entry, then "
+        "the --hidden dense layers)",
+    )
+    g.add_argument(
+        "--hidden",
+        type=_positive_int,
+        nargs="*",
+        default=list(D.hidden),
+        help="hidden dense layer sizes (none: give --hidden alone)",
+    )
+    g.add_argument(
+        "--channels",
+        type=_positive_int,
+        nargs="+",
+        default=list(D.channels),
+        help="cnn: output channels of each convolution (default 16 32)",
+    )
+    g.add_argument(
+        "--kernel-size", type=_positive_int, default=D.kernel_size, help="cnn: kernel size"
+    )
+    g.add_argument(
+        "--batch-norm",
+        action="store_true",
+        help="fuse a BatchNorm into every hidden dense and convolution layer",
+    )
+    g.add_argument(
+        "--granularity",
+        choices=GRANULARITIES,
+        default=D.granularity,
+        help="one learnable fractional-bit count per element (default), channel or tensor",
+    )
     g.add_argument("--epochs", type=_positive_int, default=D.epochs)
     g.add_argument("--batch-size", type=_positive_int, default=D.batch_size)
     g.add_argument("--lr", type=float, default=D.learning_rate, help="Adam rate of the weights")
@@ -234,9 +315,19 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--beta", type=float, default=D.beta.start, help="EBOPs weight β in the loss")
     g.add_argument("--beta-end", type=float, help="log-ramp β to this value over the epochs")
     g.add_argument("--beta-hold", type=int, default=0, help="epochs at --beta before the ramp")
+    g.add_argument(
+        "--beta-steps",
+        metavar="EPOCH:VALUE,...",
+        help="piecewise-constant β: from each EPOCH on, VALUE (before the first: --beta)",
+    )
     g.add_argument("--gamma", type=float, default=D.gamma, help="weight γ of the Σf term")
     g.add_argument("--init-bits", type=_positive_int, default=D.init_bits, help="bits per weight")
     g.add_argument("--device", default=D.device, help="auto (CUDA if present), cpu or cuda")
+    g.add_argument(
+        "--task",
+        choices=("classification", "regression"),
+        help="what the network learns (default: the data set's task)",
+    )
 
 
 def _add_rtl_options(p: argparse.ArgumentParser) -> None:
@@ -284,7 +375,17 @@ def parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", parents=[common], help="train and freeze to an IR folder")
     _add_train_options(t)
-    t.add_argument("--out", type=Path, required=True, help="IR folder to write")
+    t.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="IR folder to write; checkpoints, the Pareto front and figures go to OUT/training/",
+    )
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out after its last completed epoch (same options)",
+    )
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("rtl", parents=[common], help="generate Verilog from an IR folder")
@@ -339,7 +440,7 @@ def parser() -> argparse.ArgumentParser:
         "2 on bad input (one line on stderr).",
     )
     c.add_argument("model_dir", type=Path)
-    c.add_argument("--dataset", help="digits, jets or npz: check its samples (see --split)")
+    c.add_argument("--dataset", help="a data set of `train`: check its samples (see --split)")
     c.add_argument("--data-path", type=Path, help="local file of --dataset (jets: csv/npz)")
     c.add_argument(
         "--data", type=Path, help="your own real-valued rows: .npy, .npz (array x) or .csv"

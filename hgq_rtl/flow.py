@@ -7,6 +7,7 @@ chains them and writes ``report.json``, ``report.html`` and ``report.md``.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shutil
 import sys
@@ -80,33 +81,79 @@ def say(message: str, quiet: bool) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def train_and_freeze(
-    dataset: Dataset, config, *, name: str, quiet: bool = False
-) -> tuple[IRModel, dict[str, Any]]:
-    """Train on ``dataset``, freeze on its training split, run check 1 on its test split."""
-    from .freeze import check_frozen, freeze
-    from .train import train
+#: Sub-folder of ``hgq-rtl train --out DIR`` holding checkpoints, the front and figures.
+TRAINING_DIR = "training"
+HISTORY_JSON = "history.json"
 
+
+def train_and_freeze(
+    dataset: Dataset,
+    config,
+    *,
+    name: str,
+    quiet: bool = False,
+    out_dir: Path | None = None,
+    resume: bool = False,
+) -> tuple[IRModel, dict[str, Any]]:
+    """Train on ``dataset``, freeze on its training split, run check 1 on its test split, and
+    freeze and measure every kept Pareto point (``summary["front"]``).
+
+    With ``out_dir`` the run is checkpointed in ``out_dir/training/`` every epoch (``resume``
+    continues it), the front, the figures and ``history.json`` are written there, and the final
+    model is installed last as ``out_dir/model.json`` + ``weights.npz`` (see
+    :func:`install_model`), so an interrupted run leaves no IR but a resumable checkpoint.
+    """
+    from . import plots
+    from .checkpoint import CHECKPOINT_FILE, atomic_write_text
+    from .freeze import check_frozen, freeze
+    from .pareto import evaluate_front, front_records, write_front
+    from .train import METRICS, train
+
+    n_outputs = dataset.n_outputs
+    training_dir = None
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        training_dir = out_dir / TRAINING_DIR
+        if not resume and not (training_dir / CHECKPOINT_FILE).exists():
+            for stale in (ir_io.MODEL_FILE, ir_io.WEIGHTS_FILE):  # an older model in out_dir
+                (out_dir / stale).unlink(missing_ok=True)
     result = train(
         dataset.x_train,
         dataset.y_train,
         dataset.x_test,
         dataset.y_test,
-        dataset.n_classes,
+        n_outputs,
         config,
+        task=str(dataset.task),
         quiet=quiet,
+        checkpoint_dir=training_dir,
+        resume=resume,
     )
-    ir = freeze(
-        result.model,
-        dataset.x_train,
-        name=name,
-        metadata={"dataset": dataset.name, "n_classes": dataset.n_classes},
-    )
+    metric_name, higher_is_better = METRICS[result.task]
+    metadata = {
+        "dataset": dataset.name,
+        "n_classes": dataset.n_classes,
+        "task": result.task,
+        "n_outputs": n_outputs,
+    }
+    ir = freeze(result.model, dataset.x_train, name=name, metadata=metadata)
     check1 = check_frozen(result.model, ir, dataset.x_test)
     if check1:
         raise RuntimeError(
             f"check 1 failed: torch and the integer reference differ on {check1} samples"
         )
+    front = evaluate_front(
+        result.front,
+        result.front_state,
+        result.make_model,
+        dataset.x_train,
+        dataset.x_test,
+        dataset.y_test,
+        result.task,
+        name=name,
+        metadata=metadata,
+        quiet=quiet,
+    )
     params = sum(
         p.numel() for n, p in result.model.named_parameters() if not n.endswith("frac_bits")
     )
@@ -116,13 +163,42 @@ def train_and_freeze(
         "params": int(params),
         "check1_mismatches": check1,
         "check1_samples": len(dataset.x_test),
+        "task": result.task,
+        "metric": metric_name,
+        "front": front_records([row for row, _ in front], metric_name),
     }
+    if training_dir is not None:
+        write_front(training_dir, front, metric_name, higher_is_better)
+        plots.plot_bits_histogram(ir, training_dir / plots.BITS_HISTOGRAM_PNG)
+        plots.plot_bits_heatmap(ir, training_dir / plots.BITS_HEATMAP_PNG)
+        history = json.dumps(result.history, indent=1) + "\n"
+        atomic_write_text(training_dir / HISTORY_JSON, history)
+        install_model(ir, out_dir)
     return ir, summary
 
 
+def install_model(ir: IRModel, folder: Path) -> Path:
+    """Write ``ir`` as ``folder/model.json`` + ``weights.npz``, keeping the rest of ``folder``.
+
+    ``model.json`` (which hashes the arrays) is removed first and put in place last, each file
+    by a rename: at every moment ``folder`` holds a complete IR or none.
+    """
+    folder = Path(folder)
+    staging = ir_io.save(ir, folder / ".model.staging")
+    (folder / ir_io.MODEL_FILE).unlink(missing_ok=True)
+    os.replace(staging / ir_io.WEIGHTS_FILE, folder / ir_io.WEIGHTS_FILE)
+    os.replace(staging / ir_io.MODEL_FILE, folder / ir_io.MODEL_FILE)
+    shutil.rmtree(staging)
+    return folder
+
+
 def evaluate(ir: IRModel, dataset: Dataset) -> float:
-    """Test accuracy of the integer model (what the hardware computes)."""
-    return float((reference.predict(ir, dataset.x_test) == dataset.y_test).mean())
+    """The integer model's test metric (what the hardware computes): accuracy for
+    classification, resolution (RMS error) for regression."""
+    from .train import METRICS, reference_metrics, resolve_task
+
+    task = resolve_task(ir.metadata.get("task"), str(dataset.task))
+    return reference_metrics(ir, dataset.x_test, dataset.y_test, task)[METRICS[task][0]]
 
 
 def verification_vectors(
@@ -306,6 +382,11 @@ def run(
     from rtl_gen.emit import emit
 
     out_dir = Path(out_dir)
+    if train_config.arch != "mlp":
+        raise ValueError(
+            f"hgq-rtl run generates RTL, which takes chains of dense layers: --arch "
+            f"{train_config.arch} max-pools; train it with `hgq-rtl train` instead"
+        )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     timer = timer or StageTimer()
@@ -320,7 +401,7 @@ def run(
         ir, summary = timer.run(
             "train",
             lambda: train_and_freeze(
-                dataset, train_config, name=f"{dataset.name}_mlp", quiet=quiet
+                dataset, train_config, name=f"{dataset.name}_{train_config.arch}", quiet=quiet
             ),
         )
         accuracy = evaluate(ir, dataset)

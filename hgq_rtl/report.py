@@ -140,6 +140,7 @@ def load_run(run_dir: str | Path, report: dict[str, Any] | None = None) -> RunDa
     from .ir import io as ir_io
     from .ir import reference
     from .ir.fixed import bit_span
+    from .ir.model import DenseLayer
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -159,6 +160,8 @@ def load_run(run_dir: str | Path, report: dict[str, Any] | None = None) -> RunDa
             data.model_name = ir.name
             data.input_width = np.asarray(ir.input.width)
             for layer, fmt in zip(ir.layers, ir.input_formats(), strict=True):
+                if not isinstance(layer, DenseLayer):  # only dense layers have weights to show
+                    continue
                 data.layers.append(
                     LayerBits(
                         name=layer.name,

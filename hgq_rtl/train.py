@@ -1,10 +1,19 @@
-"""HGQ training: task loss + β·EBOPs + γ·Σf, Adam with a separate group for bit parameters."""
+"""HGQ training: task loss + β·EBOPs + γ·Σf, Adam with a separate group for bit parameters.
+
+Tasks: ``"classification"`` (cross-entropy; metric accuracy, higher is better) and
+``"regression"`` (mean squared error; metric *resolution*, the RMS of prediction − target,
+lower is better). Every epoch offers (validation metric, EBOPs) to a
+:class:`~hgq_rtl.pareto.ParetoKeeper`; with a ``checkpoint_dir`` every completed epoch is
+checkpointed atomically and a killed run continues with ``resume=True``.
+"""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -12,16 +21,46 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .config import TrainConfig
-from .layers import ebops, frac_bits_sum, quantized_mlp, reset_ranges
+from . import checkpoint
+from .config import TASKS, TrainConfig
+from .ir.model import IRModel
+from .layers import ebops, frac_bits_sum, reset_ranges
+from .models import build_model
+from .pareto import FRONT_DIR, FrontStore, ParetoKeeper, ParetoPoint
 from .quantizers import clamp_frac_bits
+
+#: Per task: the metric that ranks models, and whether higher is better.
+METRICS = {"classification": ("accuracy", True), "regression": ("resolution", False)}
+_EVAL_BATCH = 4096
+
+
+class TrainingDiverged(FloatingPointError, ValueError):
+    """The loss, a metric or a parameter became NaN or infinite; training stopped."""
 
 
 @dataclass
 class TrainResult:
+    """A trained model, one history row per epoch, and the kept Pareto points.
+
+    ``front`` are the keeper's points (cheapest first); :meth:`front_state` gives each one's
+    model state and :meth:`make_model` an untrained network to load it into.
+    """
+
     model: nn.Sequential
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    task: str = "classification"
+    front: tuple[ParetoPoint, ...] = ()
+    config: TrainConfig = field(default_factory=TrainConfig)
+    input_shape: tuple[int, ...] = ()
+    n_outputs: int = 0
+    store: FrontStore = field(default_factory=FrontStore)
+
+    def front_state(self, epoch: int) -> dict:
+        return self.store.get(epoch)
+
+    def make_model(self) -> nn.Sequential:
+        return build_model(self.config, self.input_shape, self.n_outputs)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -42,12 +81,101 @@ def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     ]
 
 
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+def task_metrics(task: str, outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """``{"accuracy"}`` (arg-max of ``outputs`` against class indices) for classification,
+    ``{"resolution", "mse"}`` (RMS and mean square of ``outputs - targets``) for regression."""
+    outputs = np.asarray(outputs, np.float64)
+    if task == "classification":
+        return {"accuracy": float((outputs.argmax(axis=1) == np.asarray(targets)).mean())}
+    error = outputs - np.asarray(targets, np.float64).reshape(outputs.shape)
+    mse = float(np.mean(error**2))
+    return {"resolution": math.sqrt(mse), "mse": mse}
+
+
+def reference_metrics(ir: IRModel, x: np.ndarray, y: np.ndarray, task: str) -> dict[str, float]:
+    """:func:`task_metrics` of the integer reference (what the hardware computes) on ``x``."""
+    from .ir import reference
+
+    flat = np.asarray(x).reshape(len(x), -1)
+    outputs = reference.to_real(ir.output, reference.run(ir, reference.quantize_input(ir, flat)))
+    return task_metrics(task, outputs, y)
+
+
+def _outputs(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    was_training = model.training
     model.eval()
-    with torch.no_grad():
-        correct = (model(x).argmax(dim=1) == y).float().mean().item()
-    model.train()
-    return correct
+    try:
+        with torch.no_grad():
+            parts = [model(x[s : s + _EVAL_BATCH]) for s in range(0, len(x), _EVAL_BATCH)]
+    finally:
+        model.train(was_training)
+    return torch.cat(parts).double().cpu().numpy()
+
+
+def resolve_task(config_task: str | None, data_task: str | None) -> str:
+    """The task of a run: the configuration's, else the data set's, else classification.
+
+    Either may be a string or a :class:`hgq_rtl.data.Task` (a string enum); the result is a
+    plain string.
+    """
+    config_task = None if config_task is None else str(config_task)
+    data_task = None if data_task is None else str(data_task)
+    for what, task in (("config.task", config_task), ("task", data_task)):
+        if task is not None and task not in TASKS:
+            raise ValueError(f"{what} must be one of {', '.join(TASKS)}, not {task!r}")
+    if config_task and data_task and config_task != data_task:
+        raise ValueError(f"config.task is {config_task!r} but the data set's task is {data_task!r}")
+    return config_task or data_task or "classification"
+
+
+def _check_arrays(x_train, y_train, x_val, y_val, n_outputs: int, task: str) -> tuple:
+    if isinstance(n_outputs, bool) or not isinstance(n_outputs, int | np.integer) or n_outputs < 1:
+        raise ValueError(f"n_outputs must be a positive integer, not {n_outputs!r}")
+    arrays = []
+    for split, x, y in (("train", x_train, y_train), ("val", x_val, y_val)):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.ndim < 2 or x.dtype.kind not in "biuf":
+            raise ValueError(f"x_{split} must be a numeric array (n, ...), not {x.dtype} {x.shape}")
+        if len(x) == 0:
+            raise ValueError(f"x_{split} is empty")
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"x_{split} contains NaN or inf")
+        if len(y) != len(x):
+            raise ValueError(f"y_{split} has {len(y)} rows but x_{split} {len(x)}")
+        if task == "classification":
+            if y.ndim != 1 or y.dtype.kind not in "iu":
+                raise ValueError(f"y_{split} must be 1-D class indices, not {y.dtype} {y.shape}")
+            if y.min() < 0 or y.max() >= n_outputs:
+                raise ValueError(
+                    f"y_{split} holds classes {y.min()}..{y.max()}, outside 0..{n_outputs - 1}"
+                )
+        else:
+            if y.ndim == 1 and n_outputs == 1:
+                y = y[:, None]
+            if y.shape[1:] != (n_outputs,) or y.dtype.kind not in "biuf":
+                raise ValueError(
+                    f"y_{split} must be real targets of shape (n, {n_outputs}), "
+                    f"not {y.dtype} {y.shape}"
+                )
+            if not np.all(np.isfinite(y)):
+                raise ValueError(f"y_{split} contains NaN or inf")
+        arrays += [x, y]
+    if arrays[0].shape[1:] != arrays[2].shape[1:]:
+        raise ValueError(
+            f"x_train samples have shape {arrays[0].shape[1:]} but x_val {arrays[2].shape[1:]}"
+        )
+    return tuple(arrays)
+
+
+def _model_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
+
+
+def _bad_parameter(model: nn.Module) -> str | None:
+    for name, parameter in model.named_parameters():
+        if not torch.all(torch.isfinite(parameter)):
+            return name
+    return None
 
 
 def train(
@@ -55,74 +183,239 @@ def train(
     y_train: np.ndarray,
     x_val: np.ndarray,
     y_val: np.ndarray,
-    n_classes: int,
+    n_outputs: int,
     config: TrainConfig | None = None,
     *,
+    task: str | None = None,
     quiet: bool = False,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> TrainResult:
-    """Train an HGQ MLP for classification; returns the model and one history row per epoch.
+    """Train an HGQ network; returns the model, one history row per epoch and the Pareto front.
+
+    Parameters
+    ----------
+    x_train, y_train, x_val, y_val
+        Samples ``(n, *input_shape)``; targets are class indices ``(n,)`` for classification,
+        reals ``(n, n_outputs)`` for regression. The validation split ranks the epochs.
+    n_outputs
+        Classes, or regression targets per sample.
+    task
+        The data set's task; ``config.task`` must agree when both are given.
+    checkpoint_dir
+        Folder of ``checkpoint.pt`` (the last completed epoch: model, optimizer, epoch, RNG
+        states, history, keeper, configuration) and ``front/epoch_NNNN.pt`` (each kept
+        point's model). ``None`` keeps everything in memory.
+    resume
+        Continue the run in ``checkpoint_dir`` after its last completed epoch. The
+        configuration and the data must be the same (``ValueError`` names what differs).
 
     Each epoch resets the observed activation ranges, so the integer bits follow the weights.
     Progress is a bar over epochs on stderr (``quiet`` hides it).
+
+    Raises
+    ------
+    TrainingDiverged
+        (a ``FloatingPointError`` and ``ValueError``) when the loss, the validation metric or
+        a parameter becomes NaN or infinite; the last good checkpoint stays.
+    ValueError
+        For bad arrays, a checkpoint folder that holds a run already (without ``resume``) or
+        none (with it), or a checkpoint of another configuration or data set.
     """
     config = config or TrainConfig()
-    if len(x_train) == 0:
-        raise ValueError("x_train is empty")
-    if not np.all(np.isfinite(x_train)):
-        raise ValueError("x_train contains NaN or inf")
+    task = resolve_task(config.task, task)
+    x_train, y_train, x_val, y_val = _check_arrays(x_train, y_train, x_val, y_val, n_outputs, task)
+    n_outputs = int(n_outputs)
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume needs the checkpoint_dir of the run to continue")
     start = time.perf_counter()
-    torch.manual_seed(config.seed)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
-    model = quantized_mlp(
-        x_train.shape[1],
-        config.hidden,
-        n_classes,
-        init_bits=config.init_bits,
-        init_frac_bits=config.init_frac_bits,
-    ).to(device)
-    optimizer = torch.optim.Adam(parameter_groups(model, config))
-    xt = torch.as_tensor(x_train, dtype=torch.float32, device=device)
-    yt = torch.as_tensor(y_train, dtype=torch.int64, device=device)
-    xv = torch.as_tensor(x_val, dtype=torch.float32, device=device)
-    yv = torch.as_tensor(y_val, dtype=torch.int64, device=device)
-    generator = torch.Generator(device="cpu").manual_seed(config.seed)
-    result = TrainResult(model)
-    bar = tqdm(range(config.epochs), desc="train", disable=quiet, file=sys.stderr, unit="epoch")
     try:
+        return _train(
+            x_train, y_train, x_val, y_val, n_outputs, config, task, quiet, checkpoint_dir, resume
+        ).finish(start)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+class _Run:
+    """The state of one run between epochs (what a checkpoint holds)."""
+
+    def __init__(self, config: TrainConfig, task: str, input_shape, n_outputs: int, device):
+        torch.manual_seed(config.seed)
+        self.config = config
+        self.task = task
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.n_outputs = n_outputs
+        self.device = device
+        self.model = build_model(config, self.input_shape, n_outputs).to(device)
+        self.optimizer = torch.optim.Adam(parameter_groups(self.model, config))
+        self.generator = torch.Generator(device="cpu").manual_seed(config.seed)
+        self.keeper = ParetoKeeper(higher_is_better=METRICS[task][1])
+        self.history: list[dict] = []
+        self.store = FrontStore()
+        self.next_epoch = 0
+
+    def state(self, epoch: int, identity: dict) -> dict:
+        return {
+            "format": checkpoint.FORMAT,
+            "format_version": checkpoint.FORMAT_VERSION,
+            **identity,
+            "epoch": epoch,
+            "model": _model_state(self.model),
+            "optimizer": self.optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "generator": self.generator.get_state(),
+            "history": self.history,
+            "keeper": self.keeper.state_dict(),
+        }
+
+    def restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        if self.device.type == "cuda" and state["cuda_rng"]:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.generator.set_state(state["generator"])
+        self.history = list(state["history"])
+        self.keeper = ParetoKeeper.from_state_dict(state["keeper"])
+        self.next_epoch = int(state["epoch"]) + 1
+
+    def finish(self, start: float) -> TrainResult:
+        self.model.cpu()
+        return TrainResult(
+            model=self.model,
+            history=self.history,
+            seconds=time.perf_counter() - start,
+            task=self.task,
+            front=self.keeper.points,
+            config=self.config,
+            input_shape=self.input_shape,
+            n_outputs=self.n_outputs,
+            store=self.store,
+        )
+
+
+def _identity(config, task, n_outputs, x_train, y_train, x_val, y_val) -> dict:
+    """What a resumed run must share with the checkpoint."""
+    return {
+        "config": checkpoint.config_record(config),
+        "data": {
+            "task": task,
+            "n_outputs": n_outputs,
+            "input_shape": list(x_train.shape[1:]),
+            "train": checkpoint.fingerprint(x_train, y_train),
+            "validation": checkpoint.fingerprint(x_val, y_val),
+        },
+    }
+
+
+def _open(run: _Run, folder: Path, identity: dict, resume: bool) -> Path:
+    """Prepare the checkpoint folder: check and restore a checkpoint, or refuse to overwrite."""
+    path = folder / checkpoint.CHECKPOINT_FILE
+    if resume:
+        if not path.is_file():
+            raise ValueError(f"nothing to resume: {path} does not exist")
+        state = checkpoint.load(path)
+        changed = checkpoint.differences({k: state.get(k) for k in identity}, identity)
+        if changed:
+            raise ValueError(
+                f"cannot resume {folder}: it was started with other settings or data "
+                f"({'; '.join(changed)}); repeat the options it was started with"
+            )
+        run.restore(state)
+    elif path.exists():
+        raise ValueError(
+            f"{folder} holds a training run already ({path.name}): continue it with resume "
+            "(--resume) or remove the folder"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint.remove_temporaries(folder)
+    run.store = FrontStore(folder / FRONT_DIR)
+    run.store.prune({point.epoch for point in run.keeper.points})
+    return path
+
+
+def _train(x_train, y_train, x_val, y_val, n_outputs, config, task, quiet, checkpoint_dir, resume):
+    device = resolve_device(config.device)
+    run = _Run(config, task, x_train.shape[1:], n_outputs, device)
+    identity = _identity(config, task, n_outputs, x_train, y_train, x_val, y_val)
+    path = None
+    if checkpoint_dir is not None:
+        path = _open(run, Path(checkpoint_dir), identity, resume)
+    model, optimizer = run.model, run.optimizer
+    target_dtype = torch.int64 if task == "classification" else torch.float32
+    xt = torch.as_tensor(x_train, dtype=torch.float32, device=device)
+    yt = torch.as_tensor(y_train, dtype=target_dtype, device=device)
+    xv = torch.as_tensor(x_val, dtype=torch.float32, device=device)
+    loss_function = F.cross_entropy if task == "classification" else F.mse_loss
+    metric_name = METRICS[task][0]
+    epochs = range(run.next_epoch, config.epochs)
+    bar = tqdm(
+        epochs,
+        desc="train",
+        disable=quiet,
+        file=sys.stderr,
+        unit="epoch",
+        initial=epochs.start,
+        total=config.epochs,
+    )
+
+    def diverged(what: str) -> TrainingDiverged:
+        if not run.history:
+            kept = "no epoch completed"
+        elif path is not None:
+            kept = f"the last good checkpoint (epoch {run.history[-1]['epoch']}) is kept in {path}"
+        else:
+            kept = f"epoch {run.history[-1]['epoch']} was the last good one (no checkpoint folder)"
+        return TrainingDiverged(
+            f"training diverged: {what}; {kept} (try lower learning rates or a smaller beta)"
+        )
+
+    with bar:
         for epoch in bar:
             beta = config.beta(epoch, config.epochs)
+            model.train()
             reset_ranges(model)
-            order = torch.randperm(len(xt), generator=generator).to(device)
+            order = torch.randperm(len(xt), generator=run.generator).to(device)
             total = 0.0
             for first in range(0, len(xt), config.batch_size):
                 batch = order[first : first + config.batch_size]
-                task = F.cross_entropy(model(xt[batch]), yt[batch])
-                resource = ebops(model)
-                loss = task + beta * resource + config.gamma * frac_bits_sum(model)
+                task_loss = loss_function(model(xt[batch]), yt[batch])
+                loss = task_loss + beta * ebops(model) + config.gamma * frac_bits_sum(model)
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(f"the loss became {loss.item()} in epoch {epoch}")
+                    raise diverged(f"the loss became {loss.item()} in epoch {epoch}")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 clamp_frac_bits(model)
-                total += task.item() * len(batch)
-            row = {
-                "epoch": epoch,
-                "beta": beta,
-                "loss": total / len(xt),
-                "ebops": float(resource.detach()),
-                "val_accuracy": accuracy(model, xv, yv),
-            }
-            result.history.append(row)
+                total += task_loss.item() * len(batch)
+            bad = _bad_parameter(model)
+            if bad is not None:
+                raise diverged(f"parameter {bad} became NaN or inf in epoch {epoch}")
+            metrics = task_metrics(task, _outputs(model, xv), y_val)
+            with torch.no_grad():
+                surrogate = float(ebops(model))
+            if not all(math.isfinite(v) for v in (*metrics.values(), surrogate)):
+                raise diverged(f"the validation {metric_name} became {metrics[metric_name]}")
+            point = ParetoPoint(epoch, beta, metrics[metric_name], surrogate)
+            kept, removed = run.keeper.offer(point)
+            if kept:
+                run.store.put(epoch, _model_state(model))
+            row = {"epoch": epoch, "beta": beta, "loss": total / len(xt), "ebops": surrogate}
+            row.update({f"val_{key}": value for key, value in metrics.items()})
+            row["kept"] = kept
+            run.history.append(row)
+            if path is not None:
+                checkpoint.save(run.state(epoch, identity), path)
+            for gone in removed:
+                run.store.drop(gone.epoch)
             bar.set_postfix(
-                loss=f"{row['loss']:.3f}",
-                acc=f"{row['val_accuracy']:.3f}",
-                ebops=f"{row['ebops']:.0f}",
+                loss=f"{row['loss']:.3g}",
+                **{metric_name[:3]: f"{metrics[metric_name]:.3g}"},
+                ebops=f"{surrogate:.0f}",
+                front=len(run.keeper.points),
             )
-    finally:
-        torch.set_num_threads(previous_threads)
-    model.cpu()
-    result.seconds = time.perf_counter() - start
-    return result
+    return run
