@@ -19,6 +19,7 @@ from bad_inputs.helpers import assert_bad_input, cli
 
 from hgq_rtl import checkpoint as ckpt
 from hgq_rtl.ir import io as ir_io
+from hgq_rtl.ir.reference import ebops as reference_ebops
 
 EPOCHS = 30
 COMMON = ["--hidden", "6", "--batch-size", "16", "--seed", "5", "--device", "cpu", "-q"]
@@ -144,3 +145,24 @@ def test_a_diverging_run_is_one_error_line(tmp_path, classes):
     result = cli(*classes, "--out", "nan", "--lr", "1e30", cwd=tmp_path)
     assert_bad_input(result, "training diverged", "no epoch completed")
     assert not (tmp_path / "nan" / "model.json").exists()
+
+
+def test_digits_beta_ramp_gives_a_front(tmp_path):
+    """One log-ramp run on digits keeps ≥ 5 Pareto points spanning ≥ 4× in exact EBOPs, each
+    with its IR, and writes the front and bit-width figures."""
+    out = tmp_path / "ramp"
+    options = ["--dataset", "digits", "--epochs", "60", "--beta", "1e-6", "--beta-end", "1e-3"]
+    done = cli("train", *options, "--out", out, "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    front = json.loads((out / "training" / "front.json").read_text())["points"]
+    exact = [point["exact_ebops"] for point in front]
+    assert len(front) >= 5, front
+    assert max(exact) >= 4 * min(exact), exact
+    # a front: cheaper points are less accurate, and every point's IR loads and scores as listed
+    accuracy = [point["val_accuracy"] for point in front]
+    assert exact == sorted(exact) and accuracy == sorted(accuracy)
+    for point in front:
+        ir = ir_io.load(out / "training" / point["model"])
+        assert reference_ebops(ir) == point["exact_ebops"]
+    for name in ("front.png", "bits_histogram.png", "bits_heatmap.png"):
+        assert (out / "training" / name).read_bytes().startswith(PNG_SIGNATURE)
