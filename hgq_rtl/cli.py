@@ -41,6 +41,7 @@ def _train_config(args: argparse.Namespace):
         init_bits=args.init_bits,
         seed=args.seed,
         device=args.device,
+        threads=args.threads,
         task=args.task,
     )
 
@@ -323,6 +324,12 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gamma", type=float, default=D.gamma, help="weight γ of the Σf term")
     g.add_argument("--init-bits", type=_positive_int, default=D.init_bits, help="bits per weight")
     g.add_argument("--device", default=D.device, help="auto (CUDA if present), cpu or cuda")
+    g.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=D.threads,
+        help="CPU threads of torch (default 1: runs repeat bit for bit; more is faster for CNNs)",
+    )
     g.add_argument(
         "--task",
         choices=("classification", "regression"),

@@ -58,13 +58,52 @@ def floor_ste(y: torch.Tensor) -> torch.Tensor:
 _ROUNDERS = {RoundMode.RND: round_ste, RoundMode.TRN: floor_ste}
 
 
+class _Quantize(torch.autograd.Function):
+    """``R(x * 2**f) * 2**-f`` in one node: HGQ's gradients without the autograd graph of the
+    straight-through expression (fewer passes over activations, less memory)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, frac_bits: torch.Tensor, trn: bool) -> torch.Tensor:
+        scale = torch.exp2(frac_bits)
+        y = x * scale
+        if not trn:
+            y = y.add_(0.5)
+        out = y.floor_().mul_(torch.exp2(-frac_bits))  # exact: a power of two
+        if ctx.needs_input_grad[1]:
+            ctx.save_for_backward(out - x)
+        ctx.frac_shape = frac_bits.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        grad_frac = None
+        if ctx.needs_input_grad[1]:
+            (error,) = ctx.saved_tensors
+            grad_frac = _sum_to(grad * error, ctx.frac_shape).mul_(-_LN2)
+        return grad, grad_frac, None
+
+
+_LN2 = 0.6931471805599453
+
+
+def _sum_to(values: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Sum ``values`` over the axes along which a tensor of ``shape`` was broadcast to it."""
+    lead = values.dim() - len(shape)
+    axes = list(range(lead)) + [
+        lead + k for k, size in enumerate(shape) if size == 1 and values.shape[lead + k] != 1
+    ]
+    return values.sum(dim=axes, keepdim=True).reshape(shape) if axes else values
+
+
 def quantize(x: torch.Tensor, frac_bits: torch.Tensor, round_mode: RoundMode) -> torch.Tensor:
-    """``R(x * 2**f) * 2**-f`` with straight-through gradients for ``x`` and ``f``.
+    """``R(x * 2**f) * 2**-f`` with straight-through gradients: ``d/dx = 1`` and
+    ``d/df = -ln2 * (x_q - x)``.
 
     ``frac_bits`` must already be integer-valued (use :func:`round_ste` on the parameter).
     """
-    scale = torch.exp2(frac_bits)
-    return _ROUNDERS[round_mode](x * scale) / scale
+    if round_mode not in _ROUNDERS:
+        raise ValueError(f"round_mode must be a RoundMode, not {round_mode!r}")
+    return _Quantize.apply(x, frac_bits.to(x.dtype), round_mode is RoundMode.TRN)
 
 
 def ceil_log2(values: torch.Tensor) -> torch.Tensor:
@@ -211,9 +250,9 @@ class ActivationQuantizer(nn.Module):
 
     @torch.no_grad()
     def _observe(self, x_q: torch.Tensor) -> None:
-        flat = x_q.reshape(-1, *self.low.shape)
-        self.low.copy_(torch.minimum(self.low, flat.min(dim=0).values.to(self.low.dtype)))
-        self.high.copy_(torch.maximum(self.high, flat.max(dim=0).values.to(self.high.dtype)))
+        low, high = torch.aminmax(x_q.reshape(-1, *self.low.shape), dim=0)
+        torch.minimum(self.low, low.to(self.low.dtype), out=self.low)
+        torch.maximum(self.high, high.to(self.high.dtype), out=self.high)
 
     @torch.no_grad()
     def reset_ranges(self) -> None:
