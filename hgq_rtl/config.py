@@ -132,6 +132,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int = 1
+    compile: bool = False
     task: str | None = None
 
     def __post_init__(self) -> None:
@@ -151,6 +152,8 @@ class TrainConfig:
             raise ValueError(
                 f"granularity must be one of {', '.join(GRANULARITIES)}, not {self.granularity!r}"
             )
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be True or False, not {self.compile!r}")
         for name in ("learning_rate", "bits_learning_rate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, not {getattr(self, name)}")

@@ -107,10 +107,15 @@ def quantize(x: torch.Tensor, frac_bits: torch.Tensor, round_mode: RoundMode) ->
 
 
 def ceil_log2(values: torch.Tensor) -> torch.Tensor:
-    """Exact ``ceil(log2(v))`` for positive ``v`` (``-inf`` where ``v == 0``), no gradient."""
-    mantissa, exponent = torch.frexp(values)
-    result = torch.where(mantissa == 0.5, exponent - 1, exponent).to(values.dtype)
-    return torch.where(values > 0, result, torch.full_like(values, float("-inf")))
+    """Exact ``ceil(log2(v))`` for positive ``v`` (``-inf`` where ``v == 0``), no gradient.
+
+    ``log2`` is within one of the answer; two comparisons with exact powers of two correct it.
+    (Not ``torch.frexp``: inductor's C++ backend cannot compile it in float64 kernels.)
+    """
+    guess = torch.ceil(torch.log2(values))
+    guess = torch.where(torch.exp2(guess - 1) >= values, guess - 1, guess)
+    guess = torch.where(torch.exp2(guess) < values, guess + 1, guess)
+    return torch.where(values > 0, guess, torch.full_like(values, float("-inf")))
 
 
 def range_int_bits(

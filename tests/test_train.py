@@ -279,3 +279,27 @@ def test_memory_front_store_matches_files(tmp_path):
     assert in_memory.front == on_disk.front and in_memory.history == on_disk.history
     for p in in_memory.front:
         assert _same_state(in_memory.front_state(p.epoch), on_disk.front_state(p.epoch))
+
+
+# ------------------------------------------------------------------------ compiled steps
+
+
+def test_compiled_steps_train_like_eager_ones():
+    """``compile=True`` (the whole step through torch.compile) follows the eager run closely,
+    and its model freezes exactly. Float kernels fused differently round differently, so the
+    losses agree to a few per cent, not bit for bit."""
+    from hgq_rtl.data import load_digits
+
+    data = load_digits(seed=3)
+    runs = {}
+    for compiled in (False, True):
+        config = TrainConfig(epochs=3, hidden=(16,), batch_size=64, seed=3, compile=compiled)
+        runs[compiled] = train(
+            data.x_train, data.y_train, data.x_test, data.y_test, 10, config, quiet=True
+        )
+    eager, fast = ([row["loss"] for row in runs[c].history] for c in (False, True))
+    assert fast == pytest.approx(eager, rel=0.05)
+    assert fast[-1] < 0.85 * fast[0]
+    assert runs[True].history[-1]["val_accuracy"] > 0.6
+    ir = freeze(runs[True].model, data.x_train)
+    assert check_frozen(runs[True].model, ir, data.x_test) == 0
