@@ -255,9 +255,9 @@ class ActivationQuantizer(nn.Module):
 
     @torch.no_grad()
     def _observe(self, x_q: torch.Tensor) -> None:
-        low, high = torch.aminmax(x_q.reshape(-1, *self.low.shape), dim=0)
-        torch.minimum(self.low, low.to(self.low.dtype), out=self.low)
-        torch.maximum(self.high, high.to(self.high.dtype), out=self.high)
+        flat = x_q.reshape(-1, *self.low.shape)  # amin and amax beat aminmax several times
+        torch.minimum(self.low, flat.amin(dim=0).to(self.low.dtype), out=self.low)
+        torch.maximum(self.high, flat.amax(dim=0).to(self.high.dtype), out=self.high)
 
     @torch.no_grad()
     def reset_ranges(self) -> None:
