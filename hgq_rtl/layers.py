@@ -224,6 +224,9 @@ class _QWeighted:
             with torch.no_grad():
                 self.bias_quantizer.frac_bits.fill_(bias_frac_bits)
 
+    def _has_bias(self, bias: bool) -> bool:
+        return bias
+
     def folded(self, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The real weight and bias before quantization (a fused BatchNorm folds into them)."""
         return self.weight, self.bias
@@ -279,9 +282,6 @@ class QLinear(_QWeighted, nn.Linear):
         nn.Linear.__init__(self, in_features, out_features, bias, device, dtype)
         self._init_quantizers(init_bits, bias_frac_bits, granularity, self._has_bias(bias))
 
-    def _has_bias(self, bias: bool) -> bool:
-        return bias
-
     def _product(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return F.linear(x, weight)
 
@@ -291,14 +291,38 @@ class QLinear(_QWeighted, nn.Linear):
 
 
 class _QConv(_QWeighted):
-    """Shared by :class:`QConv1d` and :class:`QConv2d`: zero padding, any stride, dilation
-    and groups."""
+    """Shared by :class:`QConv1d` and :class:`QConv2d`: ``nn.ConvNd``'s constructor (zero
+    padding only; any stride, dilation and groups) plus the quantizer options."""
 
-    def _check_conv(self) -> None:
+    _torch_conv: type[nn.Module]
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] = 1,
+        padding: int | tuple[int, ...] = 0,
+        dilation: int | tuple[int, ...] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        init_bits: int = 8,
+        bias_frac_bits: float = 8.0,
+        granularity: Granularity = Granularity.ELEMENT,
+    ) -> None:
+        self._torch_conv.__init__(
+            self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+            bias, padding_mode, device, dtype,
+        )  # fmt: skip
         if self.padding_mode != "zeros":
             raise ValueError(f"padding_mode must be 'zeros', not {self.padding_mode!r}")
         if isinstance(self.padding, str):
             raise ValueError(f"padding must be integers, not {self.padding!r}")
+        self._init_quantizers(init_bits, bias_frac_bits, granularity, self._has_bias(bias))
 
     def _product(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, weight, None)
@@ -317,33 +341,7 @@ class QConv1d(_QConv, nn.Conv1d):
     ``init_bits``, ``bias_frac_bits`` and ``granularity`` as in :class:`QLinear`.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int],
-        stride: int | tuple[int] = 1,
-        padding: int | tuple[int] = 0,
-        dilation: int | tuple[int] = 1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        device: torch.device | None = None,
-        dtype: torch.dtype | None = None,
-        *,
-        init_bits: int = 8,
-        bias_frac_bits: float = 8.0,
-        granularity: Granularity = Granularity.ELEMENT,
-    ) -> None:
-        nn.Conv1d.__init__(
-            self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
-            bias, padding_mode, device, dtype,
-        )  # fmt: skip
-        self._check_conv()
-        self._init_quantizers(init_bits, bias_frac_bits, granularity, self._has_bias(bias))
-
-    def _has_bias(self, bias: bool) -> bool:
-        return bias
+    _torch_conv = nn.Conv1d
 
 
 class QConv2d(_QConv, nn.Conv2d):
@@ -353,33 +351,7 @@ class QConv2d(_QConv, nn.Conv2d):
     ``init_bits``, ``bias_frac_bits`` and ``granularity`` as in :class:`QLinear`.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int, int],
-        stride: int | tuple[int, int] = 1,
-        padding: int | tuple[int, int] = 0,
-        dilation: int | tuple[int, int] = 1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        device: torch.device | None = None,
-        dtype: torch.dtype | None = None,
-        *,
-        init_bits: int = 8,
-        bias_frac_bits: float = 8.0,
-        granularity: Granularity = Granularity.ELEMENT,
-    ) -> None:
-        nn.Conv2d.__init__(
-            self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
-            bias, padding_mode, device, dtype,
-        )  # fmt: skip
-        self._check_conv()
-        self._init_quantizers(init_bits, bias_frac_bits, granularity, self._has_bias(bias))
-
-    def _has_bias(self, bias: bool) -> bool:
-        return bias
+    _torch_conv = nn.Conv2d
 
 
 class _FusedBatchNorm:
@@ -447,40 +419,34 @@ class QLinearBN(_FusedBatchNorm, QLinear):
         self._init_batch_norm(out_features, eps, momentum)
 
 
-class QConv1dBN(_FusedBatchNorm, QConv1d):
-    """:class:`QConv1d` followed by a BatchNorm1d, fused (see :class:`_FusedBatchNorm`)."""
-
+class _QConvBN(_FusedBatchNorm):
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int | tuple[int],
+        kernel_size: int | tuple[int, ...],
         *args: Any,
         eps: float = 1e-5,
         momentum: float = 0.1,
         **options: Any,
     ) -> None:
         options.setdefault("bias", False)
-        QConv1d.__init__(self, in_channels, out_channels, kernel_size, *args, **options)
+        _QConv.__init__(self, in_channels, out_channels, kernel_size, *args, **options)
         self._init_batch_norm(out_channels, eps, momentum)
 
 
-class QConv2dBN(_FusedBatchNorm, QConv2d):
-    """:class:`QConv2d` followed by a BatchNorm2d, fused (see :class:`_FusedBatchNorm`)."""
+class QConv1dBN(_QConvBN, QConv1d):
+    """:class:`QConv1d` followed by a BatchNorm1d, fused (see :class:`_FusedBatchNorm`).
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int, int],
-        *args: Any,
-        eps: float = 1e-5,
-        momentum: float = 0.1,
-        **options: Any,
-    ) -> None:
-        options.setdefault("bias", False)
-        QConv2d.__init__(self, in_channels, out_channels, kernel_size, *args, **options)
-        self._init_batch_norm(out_channels, eps, momentum)
+    Extra keyword-only options ``eps`` and ``momentum`` as in ``nn.BatchNorm1d``.
+    """
+
+
+class QConv2dBN(_QConvBN, QConv2d):
+    """:class:`QConv2d` followed by a BatchNorm2d, fused (see :class:`_FusedBatchNorm`).
+
+    Extra keyword-only options ``eps`` and ``momentum`` as in ``nn.BatchNorm2d``.
+    """
 
 
 class QAdd(nn.Module):
