@@ -164,9 +164,14 @@ def _same_state(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
+#: Tests that need a CUDA device; CI has none, a developer's GPU machine runs them.
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, device):
     data = classification_data()
-    config = TrainConfig(epochs=6, beta=BetaSchedule(1e-6, 1e-3), **SMALL)
+    config = TrainConfig(epochs=6, beta=BetaSchedule(1e-6, 1e-3), **{**SMALL, "device": device})
     whole = train(*data, 3, config, quiet=True, checkpoint_dir=tmp_path / "whole")
 
     real_save = ckpt.save
@@ -303,3 +308,29 @@ def test_compiled_steps_train_like_eager_ones():
     assert runs[True].history[-1]["val_accuracy"] > 0.6
     ir = freeze(runs[True].model, data.x_train)
     assert check_frozen(runs[True].model, ir, data.x_test) == 0
+
+
+@CUDA
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_cuda_cnn_trains_and_freezes_exactly(compiled):
+    """On a GPU: a small CNN with fused BatchNorm learns, and its model (handed back on the
+    CPU) freezes with check 1 exact."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (768, 1, 12, 12)).astype(np.float32)
+    x[:, 0, 3:9, 3:9] += np.where(rng.uniform(size=768) > 0.5, 0.6, 0.0)[:, None, None]
+    y = (x[:, 0, 3:9, 3:9].mean(axis=(1, 2)) > 0.8).astype(np.int64)  # a bright centre
+    config = TrainConfig(
+        arch="cnn",
+        channels=(4, 8),
+        hidden=(8,),
+        batch_norm=True,
+        epochs=6,
+        batch_size=64,
+        device="cuda",
+        compile=compiled,
+    )
+    result = train(x[:512], y[:512], x[512:], y[512:], 2, config, quiet=True)
+    assert next(result.model.parameters()).device.type == "cpu"
+    assert result.history[-1]["val_accuracy"] > 0.9
+    ir = freeze(result.model, x[:512])
+    assert check_frozen(result.model, ir, x) == 0
