@@ -49,7 +49,7 @@ from .quantizers import ActivationQuantizer
 FLOAT64_EXACT_BITS = 53
 
 
-def calibrate(model: nn.Module, x: np.ndarray | torch.Tensor, batch_size: int = 4096) -> None:
+def calibrate(model: nn.Module, x: np.ndarray | torch.Tensor, batch_size: int = 1024) -> None:
     """Fix every activation quantizer's sign and integer bits from ranges seen on ``x``.
 
     Runs the model in float64 (exactly what the integer reference computes) over ``x`` and
@@ -549,8 +549,10 @@ def freeze(
 def torch_integers(model: nn.Sequential, x: np.ndarray | torch.Tensor, ir: IRModel) -> np.ndarray:
     """The calibrated model's eval forward in float64, as the integers of ``ir``'s output."""
     exact = copy.deepcopy(model).double().eval()
+    data = torch.as_tensor(np.asarray(x), dtype=torch.float64)
     with torch.no_grad():
-        out = exact(torch.as_tensor(np.asarray(x), dtype=torch.float64)).reshape(len(x), -1)
+        out = torch.cat([exact(data[k : k + 1024]) for k in range(0, len(data), 1024)])
+        out = out.reshape(len(data), -1)
         scaled = torch.ldexp(out, torch.as_tensor(ir.output.frac_bits)[None, :])
     if not torch.equal(scaled, torch.round(scaled)):
         raise AssertionError("torch outputs are not on their fixed-point grid")

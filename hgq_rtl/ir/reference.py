@@ -181,9 +181,20 @@ def run_all(ir: IRModel, x: np.ndarray) -> list[np.ndarray]:
     return [values[layer.name] for layer in ir.layers]
 
 
+#: Samples :func:`run` evaluates at once: bounds the memory of wide layers (an unrolled
+#: convolution's accumulators are ``samples × outputs`` int64 arrays).
+RUN_CHUNK = 2048
+
+
 def run(ir: IRModel, x: np.ndarray) -> np.ndarray:
-    """Integer outputs of the model (its last layer) for integer inputs ``x`` ``(n, inputs)``."""
-    return run_named(ir, x)[ir.layers[-1].name]
+    """Integer outputs of the model (its last layer) for integer inputs ``x`` ``(n, inputs)``,
+    evaluated :data:`RUN_CHUNK` samples at a time."""
+    last = ir.layers[-1].name
+    x = np.asarray(x)
+    if len(x) <= RUN_CHUNK:
+        return run_named(ir, x)[last]
+    parts = [run_named(ir, x[k : k + RUN_CHUNK])[last] for k in range(0, len(x), RUN_CHUNK)]
+    return np.concatenate(parts)
 
 
 def predict(ir: IRModel, x_real: np.ndarray) -> np.ndarray:
