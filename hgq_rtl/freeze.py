@@ -42,7 +42,18 @@ from .ir.model import (
     accumulator_frac_bits,
     accumulator_range,
 )
-from .layers import QActivation, QAdd, QConcat, QInput, QLinear, QLookup, _QConv, _QWeighted
+from .layers import (
+    QActivation,
+    QAdd,
+    QConcat,
+    QConv1d,
+    QConv2d,
+    QInput,
+    QLinear,
+    QLookup,
+    _QConv,
+    _QWeighted,
+)
 from .quantizers import ActivationQuantizer
 
 #: Widest accumulator for which the float64 torch forward is exact (check 1).
@@ -481,7 +492,7 @@ _FORMAT_FIELDS = ("signed", "int_bits", "frac_bits")
 
 #: Which torch module becomes which IR node(s): the one table of supported layers.
 _CONVERTERS: tuple[tuple[type, Callable[..., _Data]], ...] = (
-    (QLinear | _QConv, _weighted),
+    (QLinear | QConv1d | QConv2d, _weighted),
     (QActivation, _activation),
     (QLookup, _lookup),
     (nn.MaxPool1d | nn.MaxPool2d | nn.AvgPool1d | nn.AvgPool2d, _pool),
