@@ -41,6 +41,9 @@ from .ir.model import (
     TensorFormat,
     accumulator_frac_bits,
     accumulator_range,
+    concat_formats,
+    exact_add_format,
+    exact_maxpool_format,
 )
 from .layers import (
     QActivation,
@@ -388,17 +391,7 @@ def _max_pool(low: _Lowering, windows, fmt: TensorFormat, data: _Data, shape) ->
     # a tap on padding repeats the window's first real element: the max is unchanged
     first = windows[np.arange(len(windows)), np.argmax(windows > 0, axis=1)]
     windows = np.where(windows > 0, windows, first[:, None]) - 1
-    live = fmt.width[windows] > 0
-    frac = np.where(live, fmt.frac_bits[windows], np.iinfo(np.int64).min).max(axis=1)
-    frac = np.where(live.any(axis=1), frac, fmt.frac_bits[windows].max(axis=1))
-    lo, hi = fmt.int_range()
-    shift = frac[:, None] - fmt.frac_bits[windows]
-    if np.any(live & (shift < 0)):
-        raise AssertionError("max pooling would drop bits")
-    shift = np.maximum(shift, 0)
-    output = _range_format(
-        (lo[windows] << shift).min(axis=1), (hi[windows] << shift).max(axis=1), frac
-    )
+    output = exact_maxpool_format(fmt, windows)
     layer = MaxPoolLayer(low.name("maxpool"), windows, output, inputs=low.inputs(data))
     return low.add(layer, shape)
 
@@ -468,27 +461,15 @@ def _branches(low: _Lowering, module: QAdd | QConcat, data: _Data, at: str) -> _
         if len({o.shape[1:] for o in outs}) != 1:
             raise ValueError(f"QConcat at {at}: branch shapes {[o.shape for o in outs]} differ")
         shape = (sum(o.shape[0] for o in outs), *outs[0].shape[1:])
-        output = TensorFormat(
-            *(np.concatenate([getattr(o.fmt, a) for o in outs]) for a in _FORMAT_FIELDS)
-        )
+        output = concat_formats([o.fmt for o in outs])
         layer = ConcatLayer(low.name("concat"), output, inputs=low.inputs(*outs))
         return low.add(layer, shape)
     if len({o.shape for o in outs}) != 1:
         raise ValueError(f"QAdd at {at}: branch shapes {[o.shape for o in outs]} differ")
-    frac = np.max([o.fmt.frac_bits for o in outs], axis=0)
-    lo, hi = np.zeros_like(frac), np.zeros_like(frac)
-    for out in outs:
-        low_k, high_k = out.fmt.int_range()
-        lo, hi = (
-            lo + (low_k << (frac - out.fmt.frac_bits)),
-            hi + (high_k << (frac - out.fmt.frac_bits)),
-        )
-    output = _range_format(lo, hi, frac)
+    output = exact_add_format([o.fmt for o in outs])
     layer = AddLayer(low.name("add"), output, inputs=tuple(o.node for o in outs))
     return low.add(layer, outs[0].shape)
 
-
-_FORMAT_FIELDS = ("signed", "int_bits", "frac_bits")
 
 #: Which torch module becomes which IR node(s): the one table of supported layers.
 _CONVERTERS: tuple[tuple[type, Callable[..., _Data]], ...] = (

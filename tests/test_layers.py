@@ -277,3 +277,26 @@ def test_built_cnn_freezes_exactly():
     assert ir.metadata["input_shape"] == [1, 12, 12]
     out = torch_integers(model, x, ir)
     assert out.shape == (len(x), 4)
+
+
+def test_readme_example_freezes_exactly():
+    """The network of the README's layer example (pooling, BatchNorm, a table, a residual)."""
+    model = nn.Sequential(
+        QInput((1, 28, 28)),
+        QConv2d(1, 8, 3),
+        QActivation((8, 26, 26)),
+        nn.MaxPool2d(2),
+        QConv2d(8, 16, 3, granularity=Granularity.CHANNEL),
+        QActivation((16, 11, 11)),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        QLinearBN(400, 32),
+        QLookup(32, "tanh"),
+        QAdd(nn.Identity(), nn.Sequential(QLinear(32, 32), QActivation(32))),
+        QLinear(32, 10),
+        QActivation(10, Activation.LINEAR),
+    )
+    ir, _ = _check(model, (1, 28, 28), steps=3)
+    assert [layer.kind for layer in ir.layers] == [
+        "dense", "maxpool", "dense", "dense", "dense", "lookup", "dense", "add", "dense",
+    ]  # fmt: skip
