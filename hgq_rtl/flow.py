@@ -153,6 +153,7 @@ def train_and_freeze(
         name=name,
         metadata=metadata,
         quiet=quiet,
+        frozen={result.history[-1]["epoch"]: ir},  # the final model, frozen just above
     )
     params = sum(
         p.numel() for n, p in result.model.named_parameters() if not n.endswith("frac_bits")

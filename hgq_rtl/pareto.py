@@ -19,7 +19,7 @@ import json
 import math
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -190,13 +190,16 @@ def evaluate_front(
     name: str = "model",
     metadata: dict | None = None,
     quiet: bool = True,
+    frozen: dict[int, IRModel] | None = None,
 ) -> list[tuple[FrontRow, IRModel]]:
     """Freeze every kept point and measure it exactly.
 
     ``make_model()`` builds an untrained network of the run's architecture, ``state_of(epoch)``
     gives a kept point's state dict. Each model is calibrated on ``x_calibration`` (the
     training data) and frozen; its exact EBOPs come from the IR and its metric from the integer
-    reference on ``(x_val, y_val)``. A progress bar on stderr unless ``quiet``.
+    reference on ``(x_val, y_val)``. ``frozen`` maps epochs to IRs already frozen from the same
+    state on the same data (the final model, usually on the front), which are reused instead of
+    calibrating again. A progress bar on stderr unless ``quiet``.
     """
     import sys
 
@@ -209,14 +212,14 @@ def evaluate_front(
     metric_name = METRICS[task][0]
     rows = []
     for point in tqdm(points, desc="front", disable=quiet, file=sys.stderr, unit="point"):
-        model = make_model()
-        model.load_state_dict(state_of(point.epoch))
-        ir = freeze(
-            model,
-            x_calibration,
-            name=name,
-            metadata={**(metadata or {}), "epoch": point.epoch, "beta": point.beta},
-        )
+        point_metadata = {**(metadata or {}), "epoch": point.epoch, "beta": point.beta}
+        if frozen and point.epoch in frozen:
+            done = frozen[point.epoch]
+            ir = replace(done, name=name, metadata={**done.metadata, **point_metadata})
+        else:
+            model = make_model()
+            model.load_state_dict(state_of(point.epoch))
+            ir = freeze(model, x_calibration, name=name, metadata=point_metadata)
         measured = reference_metrics(ir, x_val, y_val, task)[metric_name]
         row = FrontRow(
             point.epoch, point.beta, point.metric, point.ebops, reference.ebops(ir), measured

@@ -334,3 +334,23 @@ def test_cuda_cnn_trains_and_freezes_exactly(compiled):
     assert result.history[-1]["val_accuracy"] > 0.9
     ir = freeze(result.model, x[:512])
     assert check_frozen(result.model, ir, x) == 0
+
+
+def test_front_reuses_the_final_models_ir_exactly():
+    """The final model, already frozen, is not calibrated again for its front point: the IR
+    reused is the one freezing its saved state gives, metadata included."""
+    from hgq_rtl.ir.io import to_arrays
+
+    x_train, y_train, x_val, y_val = classification_data()
+    result = train(x_train, y_train, x_val, y_val, 3, TrainConfig(epochs=1, **SMALL), quiet=True)
+    (point,) = result.front
+    final = freeze(result.model, x_train, name="m", metadata={"run": 1})
+    args = (result.front, result.front_state, result.make_model, x_train, x_val, y_val)
+    options = {"task": "classification", "name": "m", "metadata": {"run": 1}}
+    [(row, fresh)] = evaluate_front(*args, **options)
+    [(reused_row, reused)] = evaluate_front(*args, **options, frozen={point.epoch: final})
+    assert reused_row == row
+    assert reused.metadata == fresh.metadata and reused.name == fresh.name
+    fresh_arrays, reused_arrays = to_arrays(fresh), to_arrays(reused)
+    assert fresh_arrays.keys() == reused_arrays.keys()
+    assert all(np.array_equal(fresh_arrays[k], reused_arrays[k]) for k in fresh_arrays)
