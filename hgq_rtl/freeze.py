@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .ir import reference
-from .ir.fixed import Activation, Overflow, RoundMode, bits_for_range
+from .ir.fixed import Activation, Overflow, RoundMode
 from .ir.model import (
     MAX_TABLE_ENTRIES,
     AddLayer,
@@ -44,6 +44,7 @@ from .ir.model import (
     concat_formats,
     exact_add_format,
     exact_maxpool_format,
+    format_of_ranges,
 )
 from .layers import (
     QActivation,
@@ -115,14 +116,6 @@ def _integers(values: torch.Tensor, frac_bits: torch.Tensor, what: str) -> tuple
     if scaled.numel() and scaled.abs().max() >= 2.0**40:
         raise ValueError(f"{what} has integers beyond 40 bits: reduce its fractional bits")
     return scaled.numpy().astype(np.int64), frac.numpy().astype(np.int64)
-
-
-def _range_format(lo: np.ndarray, hi: np.ndarray, frac: np.ndarray) -> TensorFormat:
-    """Narrowest per-element formats at ``frac`` fractional bits holding integers in [lo, hi]."""
-    pairs = [bits_for_range(int(a), int(b)) for a, b in zip(lo, hi, strict=True)]
-    signed = np.array([p[0] for p in pairs], bool)
-    width = np.array([p[1] for p in pairs], np.int64)
-    return TensorFormat(signed, width - signed - frac, frac)
 
 
 # --------------------------------------------------------------------------------------------
@@ -429,7 +422,7 @@ def _average_pool(low, module, windows, fmt: TensorFormat, data: _Data, shape, a
     )
     frac = accumulator_frac_bits(layer, fmt)
     los, his = accumulator_range(layer, fmt)
-    layer = dataclasses.replace(layer, output=_range_format(np.array(los), np.array(his), frac))
+    layer = dataclasses.replace(layer, output=format_of_ranges(np.array(los), np.array(his), frac))
     return low.add(layer, shape)
 
 

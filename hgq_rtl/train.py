@@ -97,8 +97,7 @@ def reference_metrics(ir: IRModel, x: np.ndarray, y: np.ndarray, task: str) -> d
     """:func:`task_metrics` of the integer reference (what the hardware computes) on ``x``."""
     from .ir import reference
 
-    flat = np.asarray(x).reshape(len(x), -1)
-    outputs = reference.to_real(ir.output, reference.run(ir, reference.quantize_input(ir, flat)))
+    outputs = reference.to_real(ir.output, reference.run(ir, reference.quantize_input(ir, x)))
     return task_metrics(task, outputs, y)
 
 

@@ -25,7 +25,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .fixed import MAX_REFERENCE_BITS, Activation, Overflow, RoundMode, int_range, widths
+from .fixed import (
+    MAX_REFERENCE_BITS,
+    Activation,
+    Overflow,
+    RoundMode,
+    bits_for_range,
+    int_range,
+    widths,
+)
 
 #: The name by which a layer's ``inputs`` refer to the model input (no layer may take it).
 MODEL_INPUT = "input"
@@ -535,7 +543,7 @@ def exact_add_format(formats: tuple[TensorFormat, ...] | list[TensorFormat]) -> 
     for fmt in formats:
         a, b = _shifted_ranges(frac, fmt, index)
         lo, hi = lo + a[:, 0], hi + b[:, 0]
-    return _format_of_ranges(lo, hi, frac)
+    return format_of_ranges(lo, hi, frac)
 
 
 def exact_maxpool_format(input_format: TensorFormat, windows: np.ndarray) -> TensorFormat:
@@ -544,7 +552,7 @@ def exact_maxpool_format(input_format: TensorFormat, windows: np.ndarray) -> Ten
     windows = np.asarray(windows, np.int64)
     frac = _finest_frac(input_format.frac_bits[windows], input_format.width[windows])
     lo, hi = _shifted_ranges(frac, input_format, windows)
-    return _format_of_ranges(lo.max(axis=1), hi.max(axis=1), frac)
+    return format_of_ranges(lo.max(axis=1), hi.max(axis=1), frac)
 
 
 def alignment_shifts(out_frac: np.ndarray, fmt: TensorFormat, index: np.ndarray) -> np.ndarray:
@@ -784,16 +792,12 @@ def _finest_frac(frac: np.ndarray, width: np.ndarray) -> np.ndarray:
     return np.where(finest == lowest, 0, finest)
 
 
-def _format_of_ranges(lo: np.ndarray, hi: np.ndarray, frac: np.ndarray) -> TensorFormat:
-    """Smallest formats with fractional bits ``frac`` holding the integer ranges ``[lo, hi]``."""
-    signed = np.array([v < 0 for v in lo], bool)
-    width = np.array(
-        [
-            max((-a - 1).bit_length(), b.bit_length()) + 1 if a < 0 else b.bit_length()
-            for a, b in zip(lo.tolist(), hi.tolist(), strict=True)
-        ],
-        np.int64,
-    )
+def format_of_ranges(lo: np.ndarray, hi: np.ndarray, frac: np.ndarray) -> TensorFormat:
+    """Smallest formats with fractional bits ``frac`` holding the integer ranges ``[lo, hi]``
+    (:func:`~hgq_rtl.ir.fixed.bits_for_range` per element)."""
+    pairs = [bits_for_range(a, b) for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
+    signed = np.array([is_signed for is_signed, _ in pairs], bool)
+    width = np.array([bits for _, bits in pairs], np.int64)
     return TensorFormat(signed, width - signed - frac, frac)
 
 
