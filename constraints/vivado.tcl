@@ -5,7 +5,7 @@
 read_verilog {verilog}
 read_xdc vivado.xdc
 # -mode out_of_context: no I/O buffers on the ports; the design is a block of a larger one.
-synth_design -top {top} -part {part} -mode out_of_context
+synth_design -top {top} -part {part} -mode out_of_context -verilog_define HGQ_RTL_VENDOR_CELLS
 opt_design
 place_design
 phys_opt_design

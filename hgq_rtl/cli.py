@@ -75,6 +75,9 @@ def _rtl_options(args: argparse.Namespace):
         debug_taps=getattr(args, "debug_taps", False),
         share_subexpressions=not args.no_share,
         clock_ns=args.pipeline_clock_ns,
+        ternary_adders=args.ternary or args.xilinx_cells,
+        xilinx_primitives=args.xilinx_cells,
+        writer="direct" if args.xilinx_cells else "amaranth",
     )
 
 
@@ -367,6 +370,18 @@ def _add_rtl_options(p: argparse.ArgumentParser) -> None:
         "--no-share",
         action="store_true",
         help="one shift-and-add tree per output, without shared subexpressions",
+    )
+    g.add_argument(
+        "--ternary",
+        action="store_true",
+        help="sum each output with three-input adders (fewer adder levels and registers)",
+    )
+    g.add_argument(
+        "--xilinx-cells",
+        action="store_true",
+        help="write the three-input adders as AMD/Xilinx LUT6_2 + CARRY4 cells, one LUT per bit "
+        "(implies --ternary; the Verilog carries models of the two cells for simulators and "
+        "other targets)",
     )
     g.add_argument("--no-input-register", action="store_true", help="do not register data_in first")
 

@@ -51,7 +51,7 @@ class Node:
     lo: int = 0
     hi: int = 0
     operands: tuple[Node, ...] = ()
-    subtract: bool = False  # for "add": expr = operands[0] - operands[1]
+    subtract: bool = False  # for "add": some operand is subtracted (see ``subtracted``)
     input_index: int = -1
     ident: int = field(default_factory=count().__next__)
 
@@ -62,6 +62,13 @@ class Node:
     @property
     def width(self) -> int:
         return bits_for_range(self.lo, self.hi)[1]
+
+    @property
+    def subtracted(self) -> tuple[bool, ...]:
+        """For an ``"add"``: whether each operand is subtracted. ``expr`` is the sum of the
+        operands' signals, each shifted by its own ``shift - self.shift``, with the subtracted
+        ones negated (an operand is subtracted when its sign differs from this node's)."""
+        return tuple(op.negative != self.negative for op in self.operands)
 
 
 class RangeModel:
@@ -109,28 +116,33 @@ class RangeModel:
         shift = (magnitude & -magnitude).bit_length() - 1 if magnitude else 0
         return self.finish(Node("const", shift, value < 0, {}, value))
 
-    def add(self, a: Node, b: Node) -> Node:
-        """Sum of two nodes; a positive and a negative node become one subtraction."""
-        coefficients = dict(a.coefficients)
-        for j, c in b.coefficients.items():
-            coefficients[j] = coefficients.get(j, 0) + c
+    def add(self, *operands: Node) -> Node:
+        """Sum of two or three nodes: ``a ± b (± c)``.
+
+        The node is negative only when all its operands are (their magnitudes are added), so a
+        negative value is never made where a positive one can be: a negative root costs a
+        negation in the requantizer. Otherwise the negative operands are subtracted (at most
+        two of three). Operands come added ones first, subtracted ones last.
+        """
+        if not 2 <= len(operands) <= 3:
+            raise ValueError(f"an adder takes 2 or 3 operands, not {len(operands)}")
+        coefficients: dict[int, int] = {}
+        for op in operands:
+            for j, c in op.coefficients.items():
+                coefficients[j] = coefficients.get(j, 0) + c
         coefficients = {j: c for j, c in coefficients.items() if c}
-        shift = min(a.shift, b.shift)
-        if a.negative == b.negative:
-            node = Node(
-                "add", shift, a.negative, coefficients, a.constant + b.constant, operands=(a, b)
-            )
-        else:
-            positive, negative = (a, b) if b.negative else (b, a)
-            node = Node(
-                "add",
-                shift,
-                False,
-                coefficients,
-                a.constant + b.constant,
-                operands=(positive, negative),
-                subtract=True,
-            )
+        shift = min(op.shift for op in operands)
+        negative = all(op.negative for op in operands)
+        ordered = tuple(sorted(operands, key=lambda op: op.negative != negative))
+        node = Node(
+            "add",
+            shift,
+            negative,
+            coefficients,
+            sum(op.constant for op in operands),
+            operands=ordered,
+            subtract=ordered[-1].negative != negative,
+        )
         return self.finish(node)
 
 
@@ -161,15 +173,24 @@ class SumPlan:
 
 
 def plan_sum(
-    ranges: RangeModel, leaves: list[Node], depth_of: Callable[[Node], int] | None = None
+    ranges: RangeModel,
+    leaves: list[Node],
+    depth_of: Callable[[Node], int] | None = None,
+    *,
+    arity: int = 2,
 ) -> SumPlan:
-    """Sum ``leaves`` in a balanced tree, level by level.
+    """Sum ``leaves`` in a balanced tree of ``arity``-input adders (2 or 3), level by level.
 
     ``depth_of`` gives the adder level at which a leaf becomes available (shared
     subexpressions arrive later than inputs); a leaf joins the tree at its own level, so the
     sum is no deeper than it must be. Each level sorts its ready nodes by (shift, width) and
-    pairs neighbours, so operands with similar alignment meet and adders stay narrow.
+    groups neighbours, so operands with similar alignment meet and adders stay narrow.
+
+    With ``arity=3`` (ternary adders), a level's last two nodes wait for the next level
+    instead of taking a two-input adder of their own, unless they are all that is left.
     """
+    if arity not in (2, 3):
+        raise ValueError(f"arity must be 2 or 3, not {arity!r}")
     depth_of = depth_of or (lambda node: 0)
     if not leaves:
         leaves = [ranges.const(0)]
@@ -181,9 +202,12 @@ def plan_sum(
     while len(ready) + len(waiting) > 1:
         if len(ready) >= 2:
             current = sorted(ready, key=lambda n: (n.shift, n.width, n.ident))
-            ready = [ranges.add(current[k], current[k + 1]) for k in range(0, len(current) - 1, 2)]
-            if len(current) % 2:
-                ready.append(current[-1])
+            groups = len(current) // arity
+            ready = [ranges.add(*current[k * arity : (k + 1) * arity]) for k in range(groups)]
+            rest = current[groups * arity :]
+            if len(rest) == 2 and not ready and not waiting:
+                ready, rest = [ranges.add(*rest)], []
+            ready += rest
         level += 1
         joining = [n for n in waiting if depth_of(n) <= level]
         ready += joining

@@ -111,6 +111,9 @@ class DensePlan:
     Each output sums its CSD terms in a balanced tree. With ``share`` (the default), patterns
     ``x_a ± (x_b << d)`` that recur across the layer are first built once
     (:class:`~rtl_gen.adder_graph.SharedAdderGraph`) and the trees sum references to them.
+    With ``ternary``, the output trees are built of three-input adders (``a + b ± c``, one LUT
+    per bit on AMD/Xilinx parts with the direct writer's primitives); shared patterns stay
+    two-input.
 
     Rounding to nearest is folded into the bias (``RND(y) = TRN(y + 1/2)``), so the requantizer
     is a bit slice, a ReLU mux where the value can be negative, and a clamp only for SAT where
@@ -124,8 +127,10 @@ class DensePlan:
         *,
         share: bool = True,
         max_shared_depth: int | None = DEFAULT_MAX_SHARED_DEPTH,
+        ternary: bool = False,
     ) -> None:
         self.layer = layer
+        self.ternary = ternary
         self.input_format = input_format
         self._depth: dict[int, int] = {}
         lo, hi = input_format.int_range()
@@ -165,7 +170,8 @@ class DensePlan:
                 constant += 1 << (rescale - 1)
             if constant:
                 leaves.append(self.ranges.const(constant))
-            self.neurons.append(NeuronPlan(plan_sum(self.ranges, leaves, self.node_depth), rescale))
+            tree = plan_sum(self.ranges, leaves, self.node_depth, arity=3 if ternary else 2)
+            self.neurons.append(NeuronPlan(tree, rescale))
 
     def node_depth(self, node: Node) -> int:
         """Adder levels between the inputs and ``node``."""
@@ -201,16 +207,17 @@ class DelayModel:
     """A first-order timing model for placing pipeline registers (defaults: UltraScale+-like).
 
     An adder of ``w`` output bits takes ``level_ns + bit_ns * w`` (a LUT level plus its carry
-    chain); a requantizer with a ReLU or SAT mux takes ``level_ns``; every register costs
-    ``register_ns`` (clock-to-out + setup) of the period.
+    chain), a three-input adder one LUT level more (each bit's LUT reads the carry-save bit of
+    the bit below); a requantizer with a ReLU or SAT mux takes ``level_ns``; every register
+    costs ``register_ns`` (clock-to-out + setup) of the period.
     """
 
     level_ns: float = 0.45
     bit_ns: float = 0.015
     register_ns: float = 0.35
 
-    def adder(self, width: int) -> float:
-        return self.level_ns + self.bit_ns * width
+    def adder(self, width: int, operands: int = 2) -> float:
+        return self.level_ns * (operands - 1) + self.bit_ns * width
 
 
 def _schedule_levels(plan: DensePlan, levels_per_stage: int) -> dict[int, tuple[int, float]]:
@@ -239,9 +246,10 @@ def _schedule_delay(
         operands = [at(op) for op in adder.operands]
         stage = max(s for s, _ in operands)
         start = max((t for s, t in operands if s == stage), default=0.0)
-        finish = start + model.adder(adder.width)
+        delay = model.adder(adder.width, len(adder.operands))
+        finish = start + delay
         if finish > budget and start > 0:
-            stage, finish = stage + 1, model.adder(adder.width)
+            stage, finish = stage + 1, delay
         timing[adder.ident] = (stage, finish)
     return timing
 
@@ -265,6 +273,7 @@ class DenseComponent(wiring.Component):
         clock_ns: float | None = None,
         share: bool = True,
         delay_model: DelayModel | None = None,
+        ternary: bool = False,
     ) -> None:
         if not isinstance(adder_levels_per_stage, int) or adder_levels_per_stage < 1:
             raise ValueError(
@@ -274,7 +283,8 @@ class DenseComponent(wiring.Component):
             raise ValueError(f"clock_ns must be > 0, not {clock_ns!r}")
         self.layer = layer
         self.share = share
-        self.plan = DensePlan(layer, input_format, share=share)
+        self.ternary = ternary
+        self.plan = DensePlan(layer, input_format, share=share, ternary=ternary)
         self.adder_levels_per_stage = adder_levels_per_stage
         self.clock_ns = clock_ns
         self.delay_model = delay_model or DelayModel()
@@ -372,11 +382,15 @@ class DenseComponent(wiring.Component):
 
         for adder in sorted(self.plan.adders(), key=self.plan.node_depth):
             stage = self.stage(adder)
-            a, b = adder.operands
-            lhs = at(a, stage) << (a.shift - adder.shift)
-            rhs = at(b, stage) << (b.shift - adder.shift)
+            total = None
+            for op, subtracted in zip(adder.operands, adder.subtracted, strict=True):
+                term = at(op, stage) << (op.shift - adder.shift)
+                if total is None:  # the first operand is never subtracted
+                    total = term
+                else:
+                    total = total - term if subtracted else total + term
             sig = Signal(_shape(adder.lo, adder.hi), name=f"{prefix}_a{adder.ident}_s{stage}")
-            m.d.comb += sig.eq(lhs - rhs if adder.subtract else lhs + rhs)
+            m.d.comb += sig.eq(total)
             own[adder.ident] = sig
 
         y = Signal(self.output_layout.port_width, name=f"{prefix}_y", reset_less=True)
@@ -432,6 +446,8 @@ class NetworkComponent(wiring.Component):
     clock_ns
         Place registers by a delay model for this clock period instead of every
         ``adder_levels_per_stage`` levels.
+    ternary
+        Sum each output's terms with three-input adders (:class:`DensePlan`).
 
     Raises
     ------
@@ -449,6 +465,7 @@ class NetworkComponent(wiring.Component):
         debug_taps: bool = False,
         share: bool = True,
         clock_ns: float | None = None,
+        ternary: bool = False,
     ) -> None:
         problem = ir.dense_chain_problem()
         if problem is not None:
@@ -466,6 +483,7 @@ class NetworkComponent(wiring.Component):
                 adder_levels_per_stage=adder_levels_per_stage,
                 clock_ns=clock_ns,
                 share=share,
+                ternary=ternary,
             )
             for layer, fmt in zip(ir.layers, ir.input_formats(), strict=True)
         ]

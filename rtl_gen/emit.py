@@ -57,6 +57,11 @@ class RtlOptions:
     ``clock_ns``: place pipeline registers by a delay model for this period (see
     :class:`~rtl_gen.components.DelayModel`) instead of every ``adder_levels_per_stage`` levels.
     ``writer``: :class:`VerilogWriter` (or its value, ``"amaranth"`` or ``"direct"``).
+    ``ternary_adders``: sum each output's terms with three-input adders (fewer adder levels;
+    with ``xilinx_primitives``, one LUT per bit where two chained adders take two).
+    ``xilinx_primitives``: the direct writer writes three-input adders as AMD/Xilinx
+    ``LUT6_2``/``CARRY4`` cells (with behavioural models for simulators and other targets; see
+    :mod:`rtl_gen.netlist_verilog`). Needs ``writer="direct"`` and ``ternary_adders``.
     """
 
     adder_levels_per_stage: int = DEFAULT_ADDER_LEVELS_PER_STAGE
@@ -65,6 +70,8 @@ class RtlOptions:
     share_subexpressions: bool = True
     clock_ns: float | None = None
     writer: VerilogWriter = VerilogWriter.AMARANTH
+    ternary_adders: bool = False
+    xilinx_primitives: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -72,6 +79,10 @@ class RtlOptions:
         except ValueError:
             choices = ", ".join(repr(w.value) for w in VerilogWriter)
             raise ValueError(f"writer must be one of {choices}, not {self.writer!r}") from None
+        if self.xilinx_primitives and not self.ternary_adders:
+            raise ValueError("xilinx_primitives needs ternary_adders (they are its only cells)")
+        if self.xilinx_primitives and self.writer is not VerilogWriter.DIRECT:
+            raise ValueError("xilinx_primitives needs the direct writer (writer='direct')")
 
 
 def build(ir: IRModel, options: RtlOptions | None = None) -> NetworkComponent:
@@ -84,18 +95,26 @@ def build(ir: IRModel, options: RtlOptions | None = None) -> NetworkComponent:
         debug_taps=options.debug_taps,
         share=options.share_subexpressions,
         clock_ns=options.clock_ns,
+        ternary=options.ternary_adders,
     )
 
 
 def to_verilog(
-    component: NetworkComponent, name: str, writer: VerilogWriter = VerilogWriter.AMARANTH
+    component: NetworkComponent,
+    name: str,
+    writer: VerilogWriter = VerilogWriter.AMARANTH,
+    *,
+    xilinx_primitives: bool = False,
 ) -> str:
     """Verilog text of ``component`` with top module ``name``.
 
-    ``writer``: Amaranth's builtin Yosys (the default) or the direct writer.
+    ``writer``: Amaranth's builtin Yosys (the default) or the direct writer, which can write
+    three-input adders as AMD/Xilinx cells (``xilinx_primitives``).
     """
     if VerilogWriter(writer) is VerilogWriter.DIRECT:
-        return write_verilog(component, name)
+        return write_verilog(component, name, xilinx_primitives=xilinx_primitives)
+    if xilinx_primitives:
+        raise ValueError("xilinx_primitives needs the direct writer")
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     return verilog.convert(component, name=name, emit_src=False)
 
@@ -120,6 +139,8 @@ def manifest(
     verilog_text: str,
     model_hash: str,
     writer: VerilogWriter = VerilogWriter.AMARANTH,
+    *,
+    xilinx_primitives: bool = False,
 ) -> dict[str, Any]:
     """The ``manifest.json`` document of a generated design (``writer``: who wrote the text)."""
     ir = component.ir
@@ -173,6 +194,8 @@ def manifest(
             "share_subexpressions": component.layers[0].share,
             "clock_ns": component.layers[0].clock_ns,
             "writer": VerilogWriter(writer).value,
+            "ternary_adders": component.layers[0].ternary,
+            "xilinx_primitives": xilinx_primitives,
         },
         "model": MODEL_SUBDIR,
         "hashes": {
@@ -195,13 +218,20 @@ def emit(
     out_dir = Path(out_dir)
     options = options or RtlOptions()
     component = build(ir, options)
-    text = to_verilog(component, name, options.writer)
+    text = to_verilog(component, name, options.writer, xilinx_primitives=options.xilinx_primitives)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         ir_io.save(ir, tmp / MODEL_SUBDIR)
         model_hash = ir_io.model_sha256(tmp / MODEL_SUBDIR)
-        document = manifest(component, name, text, model_hash, options.writer)
+        document = manifest(
+            component,
+            name,
+            text,
+            model_hash,
+            options.writer,
+            xilinx_primitives=options.xilinx_primitives,
+        )
         (tmp / f"{name}.v").write_text(text)
         (tmp / MANIFEST_FILE).write_text(json.dumps(document, indent=2) + "\n")
         ir_io.replace_folder(tmp, out_dir)

@@ -13,6 +13,13 @@ Every value is a wire of exactly its planned width and signedness. Adders comput
 complement with every operand sign-extended (``$signed({1'b0, u})`` for unsigned ones); the planned
 width holds the exact result, so truncating the sum to it is exact. Requantizers work at a width
 that holds every intermediate value exactly.
+
+With ``xilinx_primitives``, each three-input adder ``a + b ± c`` is written as AMD/Xilinx cells
+(see :func:`ternary_adder`): one ``LUT6_2`` per result bit and a ``CARRY4`` per four bits, the
+classic ternary adder that costs one LUT per bit where two chained adders cost two. Behavioural
+models of the two cells follow the design inside ```ifndef HGQ_RTL_VENDOR_CELLS``, so simulators
+and other synthesis targets read one self-contained file; the AMD/Xilinx synthesis scripts define
+that macro and use the vendor's own cells.
 """
 
 from __future__ import annotations
@@ -22,7 +29,59 @@ from hgq_rtl.ir.fixed import Activation, Overflow, bits_for_range
 from .adder_tree import Node
 from .components import DenseComponent, NetworkComponent
 
-__all__ = ["write_verilog"]
+__all__ = ["VENDOR_CELLS_MACRO", "write_verilog"]
+
+#: Defined by the AMD/Xilinx synthesis scripts: the design's ``LUT6_2``/``CARRY4`` models are
+#: then left out and the tool's own cells are used.
+VENDOR_CELLS_MACRO = "HGQ_RTL_VENDOR_CELLS"
+
+#: Behavioural models of the AMD/Xilinx cells used by :func:`ternary_adder` (same ports, the
+#: documented function; timing-free).
+_CELL_MODELS = f"""`ifndef {VENDOR_CELLS_MACRO}
+// Behavioural models of the AMD/Xilinx cells used above, for simulation and non-AMD targets.
+module LUT6_2(O6, O5, I0, I1, I2, I3, I4, I5);
+  parameter [63:0] INIT = 64'h0;
+  output O6;
+  output O5;
+  input I0, I1, I2, I3, I4, I5;
+  wire [5:0] index = {{I5, I4, I3, I2, I1, I0}};
+  assign O6 = INIT[index];
+  assign O5 = INIT[{{1'b0, index[4:0]}}];
+endmodule
+module CARRY4(CO, O, CI, CYINIT, DI, S);
+  output [3:0] CO;
+  output [3:0] O;
+  input CI, CYINIT;
+  input [3:0] DI, S;
+  wire [4:0] carry;
+  assign carry[0] = CI | CYINIT;
+  assign carry[1] = S[0] ? carry[0] : DI[0];
+  assign carry[2] = S[1] ? carry[1] : DI[1];
+  assign carry[3] = S[2] ? carry[2] : DI[2];
+  assign carry[4] = S[3] ? carry[3] : DI[3];
+  assign CO = carry[4:1];
+  assign O = S ^ carry[3:0];
+endmodule
+`endif
+"""
+
+
+def ternary_init(subtracted: tuple[bool, bool, bool]) -> int:
+    """``INIT`` of the ``LUT6_2`` of one bit of ``a + b ± c`` (``I5`` tied high).
+
+    Inputs: ``I0..I2`` the three operand bits (``subtracted`` ones inverted inside the LUT),
+    ``I3`` the carry-save bit of the bit below, ``I4`` unused. ``O5`` (low 32 bits) is the
+    majority of the three (this bit's carry-save bit), ``O6`` (high 32 bits) the XOR of all
+    four: the carry chain's propagate signal.
+    """
+    init = 0
+    for k in range(32):
+        bits = [((k >> n) & 1) ^ int(flip) for n, flip in enumerate(subtracted)]
+        carry_save = int(sum(bits) >= 2)
+        propagate = (bits[0] ^ bits[1] ^ bits[2]) ^ ((k >> 3) & 1)
+        init |= carry_save << k
+        init |= propagate << (32 + k)
+    return init
 
 
 def _width(lo: int, hi: int) -> tuple[bool, int]:
@@ -56,8 +115,10 @@ def _escaped(name: str) -> str:
 class _LayerWriter:
     """The module of one layer, written as :meth:`DenseComponent.elaborate` builds it."""
 
-    def __init__(self, layer: DenseComponent) -> None:
+    def __init__(self, layer: DenseComponent, primitives: bool = False) -> None:
         self.layer = layer
+        self.primitives = primitives
+        self.used_cells = False
         self.prefix = layer.layer.name
         self.lines: list[str] = []
         self.registers: list[str] = []
@@ -108,14 +169,16 @@ class _LayerWriter:
         layer, plan = self.layer, self.layer.plan
         for adder in sorted(plan.adders(), key=plan.node_depth):
             stage = layer.stage(adder)
-            a, b = adder.operands
-            lhs = self.operand(a, stage, a.shift - adder.shift)
-            rhs = self.operand(b, stage, b.shift - adder.shift)
             name = f"{self.prefix}_a{adder.ident}_s{stage}"
-            operator = "-" if adder.subtract else "+"
-            self.lines.append(
-                _declare("wire", name, adder.lo, adder.hi) + f" = {lhs} {operator} {rhs};"
-            )
+            if self.primitives and len(adder.operands) == 3:
+                self.ternary_adder(adder, stage, name)
+            else:
+                terms = [
+                    ("- " if subtracted else "+ ") + self.operand(op, stage, op.shift - adder.shift)
+                    for op, subtracted in zip(adder.operands, adder.subtracted, strict=True)
+                ]
+                expression = " ".join(terms)[2:]  # the first operand is never subtracted
+                self.lines.append(_declare("wire", name, adder.lo, adder.hi) + f" = {expression};")
             self.own[adder.ident] = name
         outputs = layer.output_layout
         y = f"{self.prefix}_y"
@@ -145,6 +208,88 @@ class _LayerWriter:
         if registers:
             body += ["  always @(posedge clk) begin", *registers, "  end"]
         return "\n".join(head + body + ["endmodule", ""])
+
+    def operand_bits(self, node: Node, stage: int, shift: int, width: int) -> list[str]:
+        """Bits ``0 .. width-1`` of ``node``'s signal shifted left by ``shift``, sign-extended
+        (zero-extended when unsigned), as Verilog bit expressions."""
+        base = node
+        while base.kind == "ref":
+            base = base.operands[0]
+        if base.kind == "const":  # its bits are known
+            return [f"1'b{(base.hi << shift >> j) & 1}" for j in range(width)]
+        name, is_signed = self.signal(node, stage)
+        if base.kind == "input" and stage == self.layer.stage(base):
+            own = self.layer.input_layout.width[base.input_index]
+        else:
+            own = _width(base.lo, base.hi)[1]
+        bits = []
+        for j in range(width):
+            k = j - shift
+            if k < 0:
+                bits.append("1'b0")
+            elif k < own:
+                bits.append(f"{name}[{k}]")
+            else:
+                bits.append(f"{name}[{own - 1}]" if is_signed else "1'b0")
+        return bits
+
+    def ternary_adder(self, adder: Node, stage: int, name: str) -> None:
+        """``a + b ± c`` as one ``LUT6_2`` per bit and a ``CARRY4`` per four bits.
+
+        ``a + b + c = s + 2 m`` bit by bit (``s`` the XOR, ``m`` the majority: a carry-save
+        step); each bit's LUT computes its ``m`` (``O5``) and ``s_j ^ m_{j-1}`` (``O6``), which
+        drives the carry chain as the propagate signal of ``s + 2 m``, with ``m_{j-1}`` as the
+        chain's generate input. Subtracted operands (one or two) are inverted inside the LUTs;
+        their ``+1`` each enters as the carry-save bit below the first bit and as the chain's
+        carry-in. Below the second-lowest operand's shift only the lowest operand has bits:
+        they pass through (when it is added) and need no LUT.
+        """
+        self.used_cells = True
+        _, width = _width(adder.lo, adder.hi)
+        shifts = [op.shift - adder.shift for op in adder.operands]
+        columns = [
+            self.operand_bits(op, stage, shift, width)
+            for op, shift in zip(adder.operands, shifts, strict=True)
+        ]
+        lowest = min(range(3), key=lambda k: shifts[k])
+        others = [shifts[k] for k in range(3) if k != lowest]
+        start = 0
+        if not adder.subtracted[lowest]:
+            start = min(min(others), width - 1)
+        init = ternary_init(adder.subtracted)
+        # -c = ~c + 1: one subtraction sets the carry-save input below the first bit, a second
+        # the chain's carry-in (both count one unit of the first bit; a carry-in would make
+        # the first sum bit an inverted LUT output, which synthesis may spend a LUT on)
+        subtractions = sum(adder.subtracted)
+        sums, carry_save = [], ["1'b1" if subtractions >= 1 else "1'b0"]
+        for j in range(start, width):
+            o6, o5 = f"{name}_p{j}", f"{name}_m{j}"
+            self.lines.append(f"  wire {o6}, {o5};")
+            self.lines.append(
+                f"  LUT6_2 #(.INIT(64'h{init:016x})) {name}_l{j}(.O6({o6}), .O5({o5}), "
+                f".I0({columns[0][j]}), .I1({columns[1][j]}), .I2({columns[2][j]}), "
+                f".I3({carry_save[-1]}), .I4(1'b0), .I5(1'b1));"
+            )
+            sums.append(o6)
+            carry_save.append(o5)
+        chain = width - start
+        blocks = (chain + 3) // 4
+        carry_in = "1'b1" if subtractions == 2 else "1'b0"
+        zero = "1'b0"
+        self.lines.append(f"  wire [{4 * blocks - 1}:0] {name}_o, {name}_co;")
+        for b in range(blocks):
+            select = [sums[4 * b + i] if 4 * b + i < chain else "1'b0" for i in range(4)]
+            generate = [carry_save[4 * b + i] if 4 * b + i < chain else "1'b0" for i in range(4)]
+            ci, cyinit = (f"{name}_co[{4 * b - 1}]", zero) if b else (zero, carry_in)
+            self.lines.append(
+                f"  CARRY4 {name}_c{b}(.CO({name}_co[{4 * b + 3}:{4 * b}]), "
+                f".O({name}_o[{4 * b + 3}:{4 * b}]), .CI({ci}), "
+                f".CYINIT({cyinit}), "
+                f".DI({{{', '.join(reversed(generate))}}}), .S({{{', '.join(reversed(select))}}}));"
+            )
+        low = ", ".join(reversed(columns[lowest][:start]))
+        value = f"{name}_o[{chain - 1}:0]" + (f", {low}" if start else "")
+        self.lines.append(_declare("wire", name, adder.lo, adder.hi) + f" = {{{value}}};")
 
     def requantizer(self, i: int, node: Node, rescale: int, root: str) -> str:
         """Wires computing output ``i`` from the root's (signed) signal; returns the last one."""
@@ -191,17 +336,23 @@ class _LayerWriter:
         return current
 
 
-def write_verilog(component: NetworkComponent, name: str) -> str:
+def write_verilog(
+    component: NetworkComponent, name: str, *, xilinx_primitives: bool = False
+) -> str:
     """Verilog-2005 text of ``component`` with top module ``name``.
 
     The ports, their widths, the latency and the reset behaviour are those of the Amaranth
     writer's (:func:`rtl_gen.emit.to_verilog`); so are the arithmetic and the registers, both
-    taken from the component's plan and schedule.
+    taken from the component's plan and schedule. ``xilinx_primitives``: write three-input
+    adders as AMD/Xilinx cells (see the module docstring).
     """
     modules = []
     buses = []
+    cells = False
     for layer in component.layers:
-        modules.append(_LayerWriter(layer).write(name))
+        writer = _LayerWriter(layer, xilinx_primitives)
+        modules.append(writer.write(name))
+        cells = cells or writer.used_cells
         buses.append((layer, f"{layer.layer.name}_y"))
     inputs, outputs = component.input_layout, component.output_layout
     ports = ["clk", "rst", "data_in", "valid_in", "data_out", "valid_out"]
@@ -242,4 +393,4 @@ def write_verilog(component: NetworkComponent, name: str) -> str:
     lines.append(f"  assign valid_out = {valid};")
     lines += ["  always @(posedge clk) begin", *always, "  end", "endmodule", ""]
     header = "// Generated by hgq-rtl (direct writer, rtl_gen/netlist_verilog.py)\n"
-    return header + "\n".join(modules + lines)
+    return header + "\n".join(modules + lines) + (_CELL_MODELS if cells else "")

@@ -127,7 +127,8 @@ class SynthReport:
     Attributes
     ----------
     lut : int
-        LUT1..LUT6 cells after Yosys ``synth_xilinx -family xcup`` (out of context).
+        LUT1..LUT6, LUT6_2 and INV cells after Yosys ``synth_xilinx -family xcup`` (out of
+        context).
     ff : int
         Flip-flops (FDRE, FDSE, FDCE, FDPE and other ``FD*`` cells) of the same run.
     carry : int
@@ -268,7 +269,7 @@ def parse_yosys_stat_cells(text: str) -> dict[str, int]:
 #: (LUT, flip-flop, carry, DSP).
 CELL_CLASSES: dict[str, tuple[re.Pattern[str], ...]] = {
     "xilinx": tuple(
-        map(re.compile, (r"LUT[1-6]", r"FD[A-Z0-9_]*", r"CARRY[0-9]+", r"DSP[A-Z0-9_]*"))
+        map(re.compile, (r"LUT[1-6](_2)?|INV", r"FD[A-Z0-9_]*", r"CARRY[0-9]+", r"DSP[A-Z0-9_]*"))
     ),
     "ecp5": tuple(map(re.compile, (r"LUT4", r"TRELLIS_FF", r"CCU2C", r"MULT18X18D"))),
     "ice40": tuple(map(re.compile, (r"SB_LUT4", r"SB_DFF[A-Z]*", r"SB_CARRY", r"SB_MAC16"))),
@@ -293,7 +294,8 @@ def count_cells(cells: Mapping[str, int], family: str) -> CellCounts:
     Raises
     ------
     ValueError
-        If ``family`` is not a key of :data:`CELL_CLASSES`.
+        If ``family`` is not a key of :data:`CELL_CLASSES`, or a generic Yosys (``$``) cell is
+        left: the synthesis run did not finish.
     """
     if family not in CELL_CLASSES:
         raise ValueError(f"`family` must be one of {sorted(CELL_CLASSES)}, not {family!r}")
@@ -301,6 +303,12 @@ def count_cells(cells: Mapping[str, int], family: str) -> CellCounts:
     def total(pattern: re.Pattern[str]) -> int:
         return sum(n for name, n in cells.items() if pattern.fullmatch(name))
 
+    unmapped = sorted(name for name in cells if name.startswith("$") and name != "$scopeinfo")
+    if unmapped:
+        raise ValueError(
+            f"the netlist still has generic cells ({', '.join(unmapped[:4])}): synthesis did not "
+            "finish mapping to the target's cells"
+        )
     lut, ff, carry, dsp = (total(pattern) for pattern in CELL_CLASSES[family])
     return CellCounts(lut=lut, ff=ff, carry=carry, dsp=dsp, cells=dict(cells))
 
@@ -316,13 +324,14 @@ def parse_yosys_xilinx_stat(text: str) -> CellCounts:
     Returns
     -------
     CellCounts
-        ``lut`` sums LUT1..LUT6, ``ff`` every ``FD*`` cell, ``carry`` CARRY4/CARRY8 and ``dsp``
-        every ``DSP*`` cell (DSP48E1, DSP48E2, ...).
+        ``lut`` sums LUT1..LUT6, LUT6_2 and INV (a LUT1 on the device), ``ff`` every ``FD*``
+        cell, ``carry`` CARRY4/CARRY8 and ``dsp`` every ``DSP*`` cell (DSP48E1, DSP48E2, ...).
 
     Raises
     ------
     ValueError
-        If the text is not a Yosys ``stat -json`` report.
+        If the text is not a Yosys ``stat -json`` report, or the netlist still has generic
+        (``$``) cells: a synthesis run that stopped half way.
     """
     return count_cells(parse_yosys_stat_cells(text), "xilinx")
 

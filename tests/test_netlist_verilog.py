@@ -41,6 +41,7 @@ def _model(seed: int, sizes=(10, 8, 5)) -> IRModel:
         RtlOptions(),
         RtlOptions(debug_taps=True, adder_levels_per_stage=1, register_inputs=False),
         RtlOptions(share_subexpressions=False, clock_ns=1.5, debug_taps=True),
+        RtlOptions(ternary_adders=True, clock_ns=2.0),
     ],
 )
 def test_ports_and_latency_match_the_amaranth_writer(options, tmp_path):
@@ -74,6 +75,10 @@ def test_writer_option_is_checked_and_both_writers_are_reachable():
     assert RtlOptions(writer="direct").writer is VerilogWriter.DIRECT
     with pytest.raises(ValueError, match="writer must be one of"):
         RtlOptions(writer="vivado")
+    with pytest.raises(ValueError, match="xilinx_primitives needs ternary_adders"):
+        RtlOptions(writer="direct", xilinx_primitives=True)
+    with pytest.raises(ValueError, match="needs the direct writer"):
+        RtlOptions(ternary_adders=True, xilinx_primitives=True)
 
 
 def _verify(ir: IRModel, rtl: Path, n: int = 400, seed: int = 0, taps: bool = False):
@@ -116,8 +121,35 @@ def _modes_model(seed: int) -> IRModel:
             RtlOptions(share_subexpressions=False, adder_levels_per_stage=1, register_inputs=False),
         ),
         (_modes_model(402), RtlOptions(clock_ns=2.0, debug_taps=True)),
+        (_model(403, (12, 10, 8, 4)), RtlOptions(ternary_adders=True, debug_taps=True)),
+        (
+            _model(404, (8, 6, 3)),
+            RtlOptions(
+                writer="direct",
+                ternary_adders=True,
+                xilinx_primitives=True,
+                share_subexpressions=False,
+            ),
+        ),
+        (
+            _modes_model(405),
+            RtlOptions(
+                writer="direct",
+                ternary_adders=True,
+                xilinx_primitives=True,
+                clock_ns=2.0,
+                debug_taps=True,
+            ),
+        ),
     ],
-    ids=["shared-taps", "trees-1-level", "all-modes-clock"],
+    ids=[
+        "shared-taps",
+        "trees-1-level",
+        "all-modes-clock",
+        "ternary-taps",
+        "xilinx-cells-trees",
+        "xilinx-cells-all-modes",
+    ],
 )
 def test_direct_writer_is_bit_exact_in_verilator(ir, options, tmp_path):
     options = RtlOptions(**{**options.__dict__, "writer": VerilogWriter.DIRECT})
@@ -143,3 +175,71 @@ def test_bench_fails_on_an_altered_direct_netlist(tmp_path):
     manifest["hashes"]["verilog_sha256"] = hashlib.sha256(verilog.read_bytes()).hexdigest()
     manifest_path.write_text(json.dumps(manifest))
     assert _verify(ir, rtl).mismatches > 0
+
+
+def test_bench_fails_on_an_altered_ternary_adder_cell(tmp_path):
+    """Check 3 catches a wrong LUT function in the AMD/Xilinx cells of a ternary adder."""
+    ir = _model(8, (8, 5))
+    rtl = tmp_path / "rtl"
+    emit(ir, rtl, RtlOptions(writer="direct", ternary_adders=True, xilinx_primitives=True))
+    assert _verify(ir, rtl, n=200).mismatches == 0
+    verilog = rtl / f"{ir.name}.v"
+    text = verilog.read_text()
+    luts = re.findall(r"LUT6_2 #\(\.INIT\(64'h([0-9a-f]{16})\)\) (\w+)_l(\d+)\(", text)
+    assert luts, "no ternary adder written as cells"
+    adder = luts[len(luts) // 2][1]
+    # this adder's propagate outputs (O6) inverted: its sums change whenever its inputs do
+    for init, name, bit in luts:
+        if name == adder:
+            wrong = int(init, 16) ^ 0xFFFFFFFF00000000
+            text = text.replace(
+                f"64'h{init})) {name}_l{bit}(", f"64'h{wrong:016x})) {name}_l{bit}("
+            )
+    verilog.write_text(text)
+    manifest_path = rtl / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["hashes"]["verilog_sha256"] = hashlib.sha256(verilog.read_bytes()).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
+    assert _verify(ir, rtl, n=200).mismatches > 0
+
+
+def test_cli_writes_xilinx_cells_on_request(tmp_path):
+    from bad_inputs.helpers import cli
+
+    from hgq_rtl.ir import save
+
+    ir = _model(9, (8, 4))
+    save(ir, tmp_path / "ir")
+    plain = cli("rtl", tmp_path / "ir", "--out", tmp_path / "plain", cwd=tmp_path)
+    cells = cli("rtl", tmp_path / "ir", "--out", tmp_path / "cells", "--xilinx-cells", cwd=tmp_path)
+    assert plain.returncode == 0 and cells.returncode == 0, plain.stderr + cells.stderr
+    options = json.loads((tmp_path / "cells" / "manifest.json").read_text())["options"]
+    assert (options["writer"], options["ternary_adders"], options["xilinx_primitives"]) == (
+        "direct",
+        True,
+        True,
+    )
+    assert "LUT6_2 #(" in (tmp_path / "cells" / f"{ir.name}.v").read_text()
+    plain_options = json.loads((tmp_path / "plain" / "manifest.json").read_text())["options"]
+    assert not plain_options["ternary_adders"] and not plain_options["xilinx_primitives"]
+    assert "LUT6_2" not in (tmp_path / "plain" / f"{ir.name}.v").read_text()
+
+
+def test_ternary_plan_is_exact_in_amaranth_and_needs_fewer_adders():
+    """Check 2 on three-input adder trees; they need fewer adders and levels than pairs."""
+    from rtl_gen.simulate import simulate
+
+    ir = _modes_model(406)
+    x = reference.random_inputs(ir.input, 150, np.random.default_rng(3))
+    ternary = build(ir, RtlOptions(ternary_adders=True))
+    binary = build(ir, RtlOptions())
+    assert np.array_equal(simulate(ternary, x), reference.run(ir, x))
+    for three, two in zip(ternary.layers, binary.layers, strict=True):
+        arity = {len(a.operands) for a in three.plan.adders()}
+        assert 3 in arity and arity <= {2, 3}
+        assert three.plan.adder_count() < two.plan.adder_count()
+        assert three.plan.depth <= two.plan.depth
+        # a negative root costs a negation: only outputs whose every term is negative have one
+        for neuron in three.plan.neurons:
+            if neuron.tree.root.negative:
+                assert all(c < 0 for c in neuron.tree.root.coefficients.values())

@@ -101,8 +101,8 @@ def test_render_yosys_xilinx(tmp_path: Path) -> None:
     (script,) = YosysXilinxStep("dense_top", "dense_top.v").render(tmp_path)
     assert script == tmp_path / "yosys_xilinx.ys"
     assert _commands(script.read_text()) == [
-        "read_verilog dense_top.v",
-        "synth_xilinx -family xcup -top dense_top -flatten -noiopad -noclkbuf",
+        "read_verilog -D HGQ_RTL_VENDOR_CELLS dense_top.v",
+        "synth_xilinx -family xcup -top dense_top -flatten -noiopad -noclkbuf -dff",
         "tee -q -o yosys_xilinx_stat.json stat -json",
     ]
     assert YosysXilinxStep("dense_top", "dense_top.v").arguments(tmp_path) == [
@@ -180,7 +180,8 @@ def test_parse_xilinx_stat_cell_classes() -> None:
     cells = {
         "LUT1": 1,
         "LUT6": 2,
-        "LUT6_2": 100,  # not a LUT1..LUT6 cell name
+        "LUT6_2": 100,  # one LUT6 site with two outputs (ternary adders)
+        "INV": 1000,  # a LUT1 on the device
         "FDRE": 3,
         "FDSE": 4,
         "FDCE": 5,
@@ -193,7 +194,16 @@ def test_parse_xilinx_stat_cell_classes() -> None:
     }
     text = json.dumps({"design": {"num_cells_by_type": cells}})
     counts = parse_yosys_xilinx_stat(text)
-    assert (counts.lut, counts.ff, counts.carry, counts.dsp) == (3, 18, 15, 19)
+    assert (counts.lut, counts.ff, counts.carry, counts.dsp) == (1103, 18, 15, 19)
+
+
+def test_parse_xilinx_stat_refuses_a_half_mapped_netlist() -> None:
+    cells = {"LUT2": 5, "$add": 2, "$scopeinfo": 1}
+    text = json.dumps({"design": {"num_cells_by_type": cells}})
+    with pytest.raises(ValueError, match=r"generic cells \(\$add\)"):
+        parse_yosys_xilinx_stat(text)
+    del cells["$add"]  # $scopeinfo is bookkeeping, not logic
+    assert parse_yosys_xilinx_stat(json.dumps({"design": {"num_cells_by_type": cells}})).lut == 5
 
 
 def test_parse_yosys_stat_module_fallback() -> None:
@@ -499,13 +509,13 @@ def test_tools_found_in_venv() -> None:
 
 def test_render_yosys_xilinx_families(tmp_path: Path) -> None:
     (script,) = YosysXilinxStep("top", "top.v", family="xc7").render(tmp_path)
-    assert "synth_xilinx -family xc7 -top top -flatten -noiopad -noclkbuf" in _commands(
+    assert "synth_xilinx -family xc7 -top top -flatten -noiopad -noclkbuf -dff" in _commands(
         script.read_text()
     )
     (hier,) = YosysXilinxHierarchyStep("top", "top.v").render(tmp_path)
     assert _commands(hier.read_text()) == [
-        "read_verilog top.v",
-        "synth_xilinx -family xcup -top top -noiopad -noclkbuf",  # no -flatten
+        "read_verilog -D HGQ_RTL_VENDOR_CELLS top.v",
+        "synth_xilinx -family xcup -top top -noiopad -noclkbuf -dff",  # no -flatten
         "tee -q -o yosys_xilinx_hier_stat.json stat -json",
     ]
     with pytest.raises(ValueError, match="`family` must be one of xcup, xcu, xc7, not 'xc9'"):
@@ -554,7 +564,8 @@ def test_render_vivado(tmp_path: Path) -> None:
     assert _commands(tcl.read_text()) == [
         "read_verilog dense_top.v",
         "read_xdc vivado.xdc",
-        "synth_design -top dense_top -part xcvu13p-flga2577-2-e -mode out_of_context",
+        "synth_design -top dense_top -part xcvu13p-flga2577-2-e -mode out_of_context "
+        "-verilog_define HGQ_RTL_VENDOR_CELLS",
         "opt_design",
         "place_design",
         "phys_opt_design",
