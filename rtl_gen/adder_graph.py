@@ -12,18 +12,33 @@ bound keeps its critical path short.
 Exact widths survive sharing: every node is still a linear function of the independent inputs
 (:class:`~rtl_gen.adder_tree.RangeModel`), so its range is exact.
 
-Speed. Pattern occurrences are counted with numpy on integer-encoded keys (the pattern's later
-variable first, so every pattern of a newly built variable sorts after all earlier ones and the
-table of counts stays sorted by appending). Only patterns that occur at least twice, within the
-depth bound, are kept. After a substitution only the outputs it touched are recounted, and only
-the pairs involving a removed or an added term change. An existing pattern's count can only fall
-(a new pair always contains the new variable), so the most frequent pattern is found among the
-few candidates that had the highest count when the candidates were last collected, plus the
-patterns created since.
+Speed. Pattern occurrences (pairs of terms of one output) are counted with numpy on integer keys
+that put the pattern's later variable first, so every pattern of a newly built variable sorts
+after all earlier ones and the table of counts (only patterns that occur at least twice within
+the depth bound) stays sorted by appending. An existing pattern's count can only fall: a new
+pair always contains a new variable. Terms of variables at the depth bound take part in no
+counted pattern and are left out of the counting.
+
+The greedy choices are made one at a time, but their bookkeeping is batched. Each choice is
+substituted in the outputs' term dictionaries at once; the table is brought up to date only
+when a *round* ends: one pass retires the pairs of every removed term and one counts the pairs
+of every new term (each output's terms sit in a padded row of slots, so these passes are
+row-wise numpy). Within a round the table is stale, but its counts are upper bounds. A round
+goes on while they still prove the next choice to be the one a fully updated table would give:
+the best entry's count is recounted from the terms (a stale one is corrected and the search
+repeated), so nothing else can outrank it, and no pattern of a variable built in this round can
+outrank it either: such a pattern occurs at most as often as that variable was used, is one
+level deeper, and is at least as wide as the variable's magnitude plus the smallest magnitude
+of any variable. The plan is therefore exactly the one-at-a-time greedy's (same input, same
+plan). Table lookups go through a dense index for the patterns of the first few hundred
+variables, which carry most of the pairs, and a binary search for the rest; the most frequent
+patterns are searched among candidates kept per count level and a pool of the frequent ones,
+not the whole table.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,51 +62,17 @@ PatternKey = tuple[int, int, int, bool]
 _POWERS = np.left_shift(np.int64(1), np.arange(63, dtype=np.int64))
 #: Magnitudes below ``2**_SAFE_BITS`` are added in int64 without overflow.
 _SAFE_BITS = 61
+#: Entries of the dense key -> table index map (int32 each).
+_DENSE_ENTRIES = 1 << 22
+#: Pair keys computed per numpy pass (small temporaries stay in cache).
+_CHUNK = 1 << 14
+#: ``_mark`` of a filled slot that is not marked (an empty slot has -1)
+_NO_MARK = np.iinfo(np.int32).max
 
 
-def _ragged_range(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """``concatenate([arange(s, s + n) for s, n in zip(starts, lengths)])``."""
-    offsets = np.cumsum(lengths) - lengths
-    return np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
-
-
-@dataclass
-class _Terms:
-    """The terms of several outputs, flattened: one segment per output, its last few flagged."""
-
-    codes: np.ndarray
-    negative: np.ndarray
-    lengths: np.ndarray
-    flagged_counts: np.ndarray
-
-    @property
-    def starts(self) -> np.ndarray:
-        return np.cumsum(self.lengths) - self.lengths
-
-    @property
-    def flagged(self) -> np.ndarray:
-        position = np.arange(self.codes.size) - np.repeat(self.starts, self.lengths)
-        return position >= np.repeat(self.lengths - self.flagged_counts, self.lengths)
-
-    def replace_flagged(self, codes: np.ndarray, negative: np.ndarray, counts: np.ndarray):
-        """Each segment's unflagged terms, then its ``counts`` new terms (flagged)."""
-        segments = np.arange(self.lengths.size)
-        kept = ~self.flagged
-        order = np.argsort(
-            np.concatenate(
-                [
-                    2 * np.repeat(segments, self.lengths - self.flagged_counts),
-                    2 * np.repeat(segments, counts) + 1,
-                ]
-            ),
-            kind="stable",
-        )
-        return _Terms(
-            np.concatenate([self.codes[kept], codes])[order],
-            np.concatenate([self.negative[kept], negative])[order],
-            self.lengths - self.flagged_counts + counts,
-            counts,
-        )
+def _tri(n):
+    """``n * (n + 1) // 2``: the number of pairs ``a <= b`` of variables below ``n``."""
+    return n * (n + 1) // 2
 
 
 class SharedAdderGraph:
@@ -142,18 +123,31 @@ class SharedAdderGraph:
         self._n_vars = self._next + total_terms // 2 + 1
         self._n_shifts = span + 1
         self._n_deltas = 2 * span + 1
-        if self._n_vars**2 * self._n_deltas * 2 >= 2**62 or self._n_vars * (span + 1) >= 2**62:
+        # key = (tri(b + 1) + a) * stride + 2 * (d + n_deltas // 2) + opposite, a <= b
+        self._stride = 2 * self._n_deltas
+        if _tri(self._n_vars + 1) * self._stride >= 2**62:
             raise ValueError(f"a layer with {total_terms} terms is too large to share")
+        # keys below _dense (later variable below some bound) map to table indices directly
+        bound = self._n_vars
+        if _tri(bound + 1) * self._stride > _DENSE_ENTRIES:
+            bound = int(np.sqrt(2 * _DENSE_ENTRIES / self._stride))
+            while _tri(bound + 1) * self._stride > _DENSE_ENTRIES:
+                bound -= 1
+        self._dense = _tri(bound + 1) * self._stride
+        self._index_of = np.full(self._dense, -1, np.int32)
         # per variable (int64 mirrors for vectorized widths and depths)
         self._magnitude: dict[int, int] = {}
+        self._min_magnitude = 1 << 64
         self._mag = np.zeros(self._n_vars, np.int64)
         self._mag_bits = np.zeros(self._n_vars, np.int64)
         self._var_depth = np.zeros(self._n_vars, np.int64)
         for v, node in inputs.items():
             self._set_magnitude(v, node)
-        # per output: term code -> negative, in order; and variable -> shift -> negative
+        # per output: term code -> negative, in order; variable -> shift -> negative; and the
+        # slot of each term in the output's row of the numpy mirrors below
         self._terms: list[dict[int, bool]] = []
         self._by_var: list[dict[int, dict[int, bool]]] = []
+        self._slot: list[dict[int, int]] = []
         self._holders: dict[int, set[int]] = {}
         for index, terms in enumerate(outputs):
             codes: dict[int, bool] = {}
@@ -166,18 +160,22 @@ class SharedAdderGraph:
                 raise ValueError(f"output {index} has two terms with the same variable and shift")
             self._terms.append(codes)
             self._by_var.append(by_var)
+        self._build_rows()
         # table of counted patterns: sorted keys, their counts and their tie-break ranks
         self._size = 0
         self._keys = np.zeros(0, np.int64)
         self._counts = np.zeros(0, np.int64)
         self._width = np.zeros(0, np.int64)
         self._key_depth = np.zeros(0, np.int64)
-        # candidates for the most frequent pattern (see the module docstring)
+        # candidates for the most frequent pattern (see _best)
         self._level = 0
         self._candidates = np.zeros(0, np.int64)
-        self._pending: list[int] = []
-        pair_keys = [self._pairs_within(codes) for codes in self._terms]
-        self._add_patterns(np.concatenate(pair_keys) if pair_keys else np.zeros(0, np.int64))
+        self._pending = np.zeros(0, np.int64)
+        # a superset of the patterns counted at least `_floor` times (see _best)
+        self._floor = 0
+        self._pool = np.zeros(0, np.int64)
+        self._pool_new: list[int] = []
+        self._add_patterns(self._initial_pairs())
         self._run()
         self.outputs = [
             [Term(*self._decode_term(code), negative) for code, negative in codes.items()]
@@ -193,38 +191,113 @@ class SharedAdderGraph:
         variable, shift = divmod(code, self._n_shifts)
         return variable, shift + self._min_shift
 
-    def _pair_keys(self, code, negative, p: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """Integer keys of the patterns of the term pairs ``(p[k], q[k])`` (indices into ``code``
-        and ``negative``; codes order terms like (variable, shift))."""
-        variable, shift = np.divmod(code, self._n_shifts)
-        # key = ((b * n_vars + a) * n_deltas + shift_b - shift_a + n_deltas // 2) * 2 + opposite
-        high = (2 * self._n_deltas * self._n_vars) * variable + 2 * shift
-        low = (2 * self._n_deltas) * variable - 2 * shift + 2 * (self._n_deltas // 2)
-        keys = np.where(code[p] > code[q], high[p] + low[q], high[q] + low[p])
-        return keys + (negative[p] != negative[q])
-
-    def _pairs_within(self, codes: dict[int, bool]) -> np.ndarray:
-        """Keys of all pairs of one output's terms."""
-        code = np.fromiter(codes, np.int64, len(codes))
-        negative = np.fromiter(codes.values(), bool, len(codes))
-        p, q = np.triu_indices(code.size, 1)
-        return self._pair_keys(code, negative, p, q)
-
     def _decode(self, keys: np.ndarray) -> tuple[np.ndarray, ...]:
         """(a, b, d, opposite) of integer pattern keys."""
         opposite = keys & 1
         rest = keys >> 1
         d = rest % self._n_deltas - self._n_deltas // 2
-        rest = rest // self._n_deltas
-        return rest % self._n_vars, rest // self._n_vars, d, opposite
+        t = rest // self._n_deltas  # tri(c) + a with c = b + 1 and 0 <= a < c
+        c = ((np.sqrt(8.0 * t + 1) - 1) / 2).astype(np.int64)
+        c -= _tri(c) > t
+        c += _tri(c + 1) <= t
+        return t - _tri(c), c - 1, d, opposite
+
+    def _decode_one(self, key: int) -> PatternKey:
+        opposite = key & 1
+        t, d = divmod(key >> 1, self._n_deltas)
+        c = (math.isqrt(8 * t + 1) - 1) // 2
+        return t - _tri(c), c - 1, d - self._n_deltas // 2, bool(opposite)
+
+    # ------------------------------------------------------------------------- term rows
+
+    def _build_rows(self) -> None:
+        """Numpy mirrors of every output's terms, one padded row per output (slot = position).
+
+        A term of variable ``v`` at shift ``s`` (less the smallest shift) has ``hi = tri(v + 1)
+        * stride + 2 * s`` and ``lo = v * stride - 2 * s + 2 * (n_deltas // 2)``: the key of a
+        pair is ``hi`` of its later term plus ``lo`` of its earlier one plus ``opposite``, and
+        also the larger of the two sums ``hi + lo`` (``hi - lo`` grows with ``(v, s)``).
+        ``_hl[p]`` holds ``(hi, lo)`` plus ``negative != p``, the pair's ``opposite`` when the
+        other term's ``negative`` is ``p``; ``_mark`` is -1 in empty slots.
+
+        Terms of variables at the depth bound are left out: no pattern with them is counted.
+        """
+        rows, codes, negative = [], [], []
+        for row, terms in enumerate(self._terms):
+            rows.append(np.full(len(terms), row))
+            codes.append(np.fromiter(terms, np.int64, len(terms)))
+            negative.append(np.fromiter(terms.values(), bool, len(terms)))
+        rows, codes, negative = (
+            np.concatenate(v + [np.zeros(0, np.int64)]) for v in (rows, codes, negative)
+        )
+        if self.max_depth is not None:
+            keep = self._var_depth[codes // self._n_shifts] < self.max_depth
+            rows, codes, negative = rows[keep], codes[keep], negative[keep]
+        lengths = np.bincount(rows, minlength=len(self._terms))
+        slots = np.arange(rows.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        width = max(int(lengths.max(initial=0)), 1)
+        self._hl = np.zeros((2, 2, len(self._terms), width), np.int64)
+        self._mark = np.full((len(self._terms), width), -1, np.int32)
+        self._negative = np.zeros((len(self._terms), width), np.int64)
+        ends = np.cumsum(lengths).tolist()
+        codes_list = codes.tolist()
+        self._slot = [
+            dict(zip(codes_list[end - n : end], range(n), strict=True))
+            for end, n in zip(ends, lengths.tolist(), strict=True)
+        ]
+        self._fill(rows, slots, codes, negative)
+
+    def _fill(self, rows, slots, codes, negative) -> None:
+        """Put the terms ``(codes[k], negative[k])`` in slot ``slots[k]`` of row ``rows[k]``."""
+        variable, shift = np.divmod(codes, self._n_shifts)
+        hi = _tri(variable + 1) * self._stride + 2 * shift
+        lo = variable * self._stride - 2 * shift + 2 * (self._n_deltas // 2)
+        for p in (0, 1):
+            self._hl[p, 0, rows, slots] = hi + (negative != p)
+            self._hl[p, 1, rows, slots] = lo + (negative != p)
+        self._negative[rows, slots] = negative
+        self._mark[rows, slots] = _NO_MARK
+
+    def _pair_keys(self, rows: np.ndarray, slots: np.ndarray, latest: bool) -> np.ndarray:
+        """Keys of the pairs of each term ``(rows[k], slots[k])`` with the terms of its row whose
+        ``_mark`` is above ``k`` (the marked terms must be numbered ``0 ..`` in that order);
+        ``latest``: the marked term is the later one of each such pair."""
+        if not rows.size:
+            return np.zeros(0, np.int64)
+        step = max(1, _CHUNK // self._mark.shape[1])
+        found = []
+        for start in range(0, rows.size, step):
+            r, s = rows[start : start + step], slots[start : start + step]
+            negative = self._negative[r, s]
+            hi = self._hl[0, 0, r, s] - negative  # the term's own hi and lo, without the bit
+            lo = self._hl[0, 1, r, s] - negative
+            keys = self._hl[negative, 1, r]
+            keys += hi[:, None]
+            if not latest:
+                other = self._hl[negative, 0, r]
+                other += lo[:, None]
+                np.maximum(keys, other, out=keys)
+            found.append(keys[self._mark[r] > np.arange(start, start + r.size)[:, None]])
+        return np.concatenate(found)
+
+    def _new_pair_keys(self, rows: np.ndarray, slots: np.ndarray, latest=False) -> np.ndarray:
+        """Keys of every pair of terms of one output with at least one of the given terms."""
+        self._mark[rows, slots] = np.arange(rows.size)
+        keys = self._pair_keys(rows, slots, latest)
+        self._mark[rows, slots] = _NO_MARK
+        return keys
 
     # ---------------------------------------------------------------------------- the table
 
     def _set_magnitude(self, variable: int, node: Node) -> None:
-        """Largest magnitude of a variable's value (its linear function without constant)."""
-        lo, hi = self.ranges.value_range(node.coefficients, 0)
-        magnitude = max(-lo, hi)
+        """Largest magnitude of a variable's value (its linear function without constant).
+
+        That is ``max(-lo, hi) << shift`` of its node: every coefficient of a node is a multiple
+        of ``2**shift``, so its range is, and ``lo``/``hi`` are exact.
+        """
+        magnitude = max(-node.lo, node.hi) << node.shift
         self._magnitude[variable] = magnitude
+        self._min_magnitude = min(self._min_magnitude, magnitude)
         self._mag_bits[variable] = magnitude.bit_length()
         self._mag[variable] = magnitude if magnitude.bit_length() <= _SAFE_BITS else 0
 
@@ -242,14 +315,46 @@ class SharedAdderGraph:
             widths[k] = value.bit_length()
         return widths
 
-    def _add_patterns(self, pair_keys: np.ndarray) -> None:
-        """Append the patterns of ``pair_keys`` that occur twice and respect the depth bound.
+    def _initial_pairs(self) -> np.ndarray:
+        """Keys of all pairs of terms of one output, from rows sorted by term code: the pairs
+        ``k`` positions apart are the later terms' ``hi`` plus the earlier ones' ``lo``."""
+        lengths = np.array([len(terms) for terms in self._terms] + [0])
+        c2 = np.full((lengths.size, max(lengths.max(), 1)), np.iinfo(np.int64).max)
+        for row, terms in enumerate(self._terms):
+            c2[row, : len(terms)] = np.fromiter(terms, np.int64, len(terms)) * 2
+            c2[row, : len(terms)] += np.fromiter(terms.values(), bool, len(terms))
+        c2.sort(axis=1)
+        c2[c2 == np.iinfo(np.int64).max] = 0
+        variable, shift = np.divmod(c2 >> 1, self._n_shifts)
+        hi = _tri(variable + 1) * self._stride + 2 * shift
+        lo = variable * self._stride - 2 * shift + 2 * (self._n_deltas // 2)
+        negative = (c2 & 1).astype(np.int8)
+        found = []
+        for k in range(1, c2.shape[1]):
+            keys = hi[:, k:] + lo[:, :-k]
+            keys += negative[:, k:] ^ negative[:, :-k]
+            found.append(keys[np.arange(c2.shape[1] - k) < (lengths - k)[:, None]])
+        return np.concatenate(found) if found else np.zeros(0, np.int64)
 
-        Every key is larger than every key in the table (it contains a newer variable).
-        """
-        keys, counts = np.unique(pair_keys, return_counts=True)
-        keep = counts >= 2
-        keys, counts = keys[keep], counts[keep]
+    def _add_patterns(self, pair_keys: np.ndarray) -> None:
+        """Count the pairs ``pair_keys`` and append their patterns (see :meth:`_append`)."""
+        if not pair_keys.size:
+            return
+        low, high = int(pair_keys.min()), int(pair_keys.max())
+        if high - low < 4 * pair_keys.size:
+            counts = np.bincount(pair_keys - low)
+            keys = np.flatnonzero(counts >= 2)
+            counts = counts[keys]
+            keys += low
+        else:
+            keys, counts = np.unique(pair_keys, return_counts=True)
+            keep = counts >= 2
+            keys, counts = keys[keep], counts[keep]
+        self._append(keys, counts)
+
+    def _append(self, keys: np.ndarray, counts: np.ndarray) -> None:
+        """Append the patterns ``keys`` (sorted, each counted at least twice) that respect the
+        depth bound. Every key is larger than every key in the table (a newer variable)."""
         a, b, d, _ = self._decode(keys)
         depth = 1 + np.maximum(self._var_depth[a], self._var_depth[b])
         if self.max_depth is not None:
@@ -267,28 +372,46 @@ class SharedAdderGraph:
         self._width[start:end] = self._widths(a, b, d)
         self._key_depth[start:end] = depth
         self._size = end
+        dense = int(np.searchsorted(keys, self._dense))
+        self._index_of[keys[:dense]] = np.arange(start, start + dense, dtype=np.int32)
+        if self._floor:
+            self._pool_new.extend((start + np.flatnonzero(counts >= self._floor)).tolist())
         if self._level:
-            self._pending.extend((start + np.flatnonzero(counts >= self._level)).tolist())
+            new = start + np.flatnonzero(counts >= self._level)
+            if new.size:
+                pending = np.concatenate([self._pending, new])
+                self._pending = pending[self._rank(pending)]
 
     def _remove_patterns(self, pair_keys: np.ndarray) -> None:
         """Count one occurrence less of each pattern in ``pair_keys`` (those in the table)."""
         if not (pair_keys.size and self._size):
             return
-        table = self._keys[: self._size]
-        pair_keys = np.sort(pair_keys)  # sorted needles are found faster
-        where = np.searchsorted(table, pair_keys)
-        where[where == self._size] = 0
-        np.subtract.at(self._counts, where[table[where] == pair_keys], 1)
+        dense = pair_keys < self._dense
+        where = self._index_of[pair_keys[dense]]
+        np.subtract.at(self._counts, where[where >= 0], 1)
+        sparse = pair_keys[~dense]
+        if sparse.size:
+            table = self._keys[: self._size]
+            first = int(np.searchsorted(table, self._dense))
+            sparse, times = np.unique(sparse, return_counts=True)
+            where = first + np.searchsorted(table[first:], sparse)
+            where[where == self._size] = 0
+            hit = table[where] == sparse
+            self._counts[where[hit]] -= times[hit]
 
     def _compact(self) -> None:
         """Drop the patterns that no longer occur twice (when they are most of the table)."""
         live = self._counts[: self._size] >= 2
         if 2 * int(live.sum()) > self._size:
             return
+        dense = int(np.searchsorted(self._keys[: self._size], self._dense))
+        self._index_of[self._keys[:dense]] = -1
         for name in ("_keys", "_counts", "_width", "_key_depth"):
             column = getattr(self, name)[: self._size][live]
             setattr(self, name, column.copy())
         self._size = self._keys.size
+        dense = int(np.searchsorted(self._keys, self._dense))
+        self._index_of[self._keys[:dense]] = np.arange(dense, dtype=np.int32)
 
     # ------------------------------------------------------------------------------ greedy
 
@@ -298,71 +421,176 @@ class SharedAdderGraph:
         return np.lexsort((opposite, d, b, a, self._key_depth[indices], self._width[indices]))
 
     def _rank_key(self, index: int) -> tuple[int, ...]:
-        a, b, d, opposite = (int(v) for v in self._decode(self._keys[index]))
+        a, b, d, opposite = self._decode_one(int(self._keys[index]))
         return (int(self._width[index]), int(self._key_depth[index]), a, b, d, opposite)
 
-    def _best(self) -> int | None:
-        """Table index of the most frequent pattern (ties by :meth:`_rank`), or ``None``."""
+    def _best(self, collect: bool = True) -> int | None:
+        """Table index of the most frequent pattern (ties by :meth:`_rank`), or ``None``.
+
+        The candidates are the patterns that had the highest count (the *level*) when they were
+        last collected, in rank order, plus the patterns appended since (*pending*, ranked too).
+        No count exceeds the level (a new pattern occurs at most as often as the pattern that
+        made its variable) and counts only fall, so when no candidate is left at the level, none
+        outside was either: the level is collected anew, from the pool of patterns counted at
+        least ``floor`` times while the level stays above it, else from the whole table (not
+        while ``collect`` is false: ``None`` then).
+        """
         while True:
-            best, best_count = -1, 0
-            if self._candidates.size:
-                values = self._counts[self._candidates]
-                k = int(values.argmax())  # the first of the highest: candidates are ranked
-                best, best_count = int(self._candidates[k]), int(values[k])
-                if best_count == self._level:  # those ranked before it fell below for good
-                    self._candidates = self._candidates[k:]
-            if self._pending:
-                pending = np.array(self._pending, np.int64)
-                values = self._counts[pending]
-                top = pending[values == values.max()]
-                if values.max() > best_count or (values.max() == best_count and best >= 0):
-                    tied = np.concatenate([top, [best]]) if values.max() == best_count else top
-                    best, best_count = int(tied[self._rank(tied)[0]]), int(values.max())
-            if best_count >= max(self._level, 2):
+            best = -1
+            candidates, counts, level = self._candidates, self._counts, self._level
+            for start in range(min(4, candidates.size)):  # usually one of the first
+                if counts[candidates[start]] == level:
+                    best = int(candidates[start])
+                    break
+            else:
+                start, step = min(4, candidates.size), 16
+                while start < candidates.size:  # the first still at the level
+                    at_level = counts[candidates[start : start + step]] == level
+                    if at_level.any():
+                        start += int(at_level.argmax())
+                        best = int(candidates[start])
+                        break
+                    start, step = start + step, 2 * step
+            self._candidates = candidates[start:]  # those before it fell below for good
+            if self._pending.size:  # ranked too: its first at the level
+                at_level = counts[self._pending] == level
+                if at_level.any():
+                    first = int(self._pending[at_level.argmax()])
+                    best = first if best < 0 else min(first, best, key=self._rank_key)
+            if best >= 0 and self._level >= 2:
                 return best
-            # every pattern counted at least `level` times was a candidate: collect anew
-            self._compact()
-            live = np.flatnonzero(self._counts[: self._size] >= 2)
-            if not live.size:
+            if not collect:
                 return None
-            self._level = int(self._counts[live].max())
-            top = live[self._counts[live] == self._level]
+            # every pattern counted at least `level` times was a candidate: collect anew, from
+            # the pool of those counted at least `floor` times if the level stays above it
+            pool = np.concatenate([self._pool, self._pool_new]).astype(np.int64)
+            self._pool_new = []
+            counts = self._counts[pool]
+            self._pool = pool[counts >= self._floor]
+            if not self._pool.size:  # from the whole table, with a new pool
+                self._compact()
+                live = np.flatnonzero(self._counts[: self._size] >= 2)
+                if not live.size:
+                    return None
+                tail = np.cumsum(np.bincount(self._counts[live])[::-1])[::-1]
+                self._floor = max(
+                    2, int(np.flatnonzero(tail >= min(live.size, max(4096, live.size // 16)))[-1])
+                )
+                self._pool = live[self._counts[live] >= self._floor]
+            counts = self._counts[self._pool]
+            self._level = int(counts.max())
+            top = self._pool[counts == self._level]
             self._candidates = top[self._rank(top)]
-            self._pending = []
+            self._pending = self._pending[:0]
 
     def _run(self) -> None:
         while (index := self._best()) is not None:
-            if not self._substitute(index):
-                self._counts[index] = 0
-            if len(self._pending) > 64:  # rank the new candidates with the others
+            self._round(index)
+            if self._pending.size > 64:  # rank the new candidates with the others
                 merged = np.concatenate([self._candidates, self._pending])
                 merged = merged[self._counts[merged] >= self._level]
                 self._candidates = merged[self._rank(merged)]
-                self._pending = []
+                self._pending = self._pending[:0]
 
-    def _matches(self, a: int, b: int, d: int, opposite: bool) -> dict[int, list[tuple]]:
-        """Non-overlapping occurrences ``(shift of x_a, shift of x_b, sign)`` per output."""
+    def _round(self, index: int) -> None:
+        """Substitute pattern ``index`` and the choices that provably follow it, then update
+        the table once (see the module docstring)."""
+        restore: dict[int, int] = {}  # table counts, before the round, of those changed in it
+        removed: list[tuple[int, int]] = []  # (output, slot) of removed terms
+        added: list[tuple[int, int, int, bool]] = []  # (output, slot, code, negative) of new ones
+        # A pattern of a variable built in this round occurs at most as often as the variable is
+        # used, is one level deeper, and is at least as wide as the variable plus the smallest
+        # magnitude of any variable: per number of uses, the least (width, depth) so bounded
+        smallest = self._min_magnitude
+        most_uses = 0
+        least: dict[int, tuple[int, int]] = {}
+        while True:
+            count, width = int(self._counts[index]), int(self._width[index])
+            depth = int(self._key_depth[index])
+            if most_uses > count or least.get(count, (width + 1, 0)) < (width, depth):
+                break  # a new pattern may outrank it
+            a, b, d, opposite = self._decode_one(int(self._keys[index]))
+            matches, pairs = self._matches(a, b, d, opposite)
+            if pairs != count:  # a stale count (only terms removed in this round make one)
+                if not removed:
+                    raise RuntimeError(f"pattern {index} counted {count} times, found {pairs}")
+                restore.setdefault(index, count)
+                self._counts[index] = pairs
+            elif (uses := sum(len(m) for m in matches.values())) < 2:
+                restore.pop(index, None)
+                self._counts[index] = 0  # never again: counts only fall
+            else:  # its count is exact, so it is the greedy's next choice
+                restore.setdefault(index, count)
+                self._counts[index] = 0  # every pair of it is used or overlaps a use
+                variable = self._substitute(a, b, d, opposite, matches, removed, added)
+                bound = ((self._magnitude[variable] + smallest).bit_length(), self.depth[variable])
+                most_uses = max(most_uses, uses)
+                least[uses] = min(least.get(uses, bound), bound)
+                if self._magnitude[variable] < smallest:
+                    break
+            index = self._best(collect=False)
+            if index is None:
+                break
+        for index, count in restore.items():
+            self._counts[index] = count
+        if removed:
+            rows, slots = np.array(removed, np.int64).T
+            self._remove_patterns(self._new_pair_keys(rows, slots))
+            self._mark[rows, slots] = -1
+        if added:
+            rows, slots, codes, negative = np.array(added, np.int64).T
+            self._fill(rows, slots, codes, negative)
+            order = np.argsort(-codes, kind="stable")  # so the marked term is the later one
+            self._add_patterns(self._new_pair_keys(rows[order], slots[order], latest=True))
+        if 5 * max(map(len, self._slot), default=0) <= 4 * self._mark.shape[1] - 5:
+            self._build_rows()
+
+    def _matches(
+        self, a: int, b: int, d: int, opposite: bool
+    ) -> tuple[dict[int, list[tuple]], int]:
+        """Non-overlapping occurrences ``(shift of x_a, shift of x_b, sign)`` per output, and
+        the number of all occurrences (pairs of terms, overlapping or not)."""
         found: dict[int, list[tuple]] = {}
-        for output in sorted(self._holders.get(a, set()) & self._holders.get(b, set())):
-            first, second = self._by_var[output][a], self._by_var[output][b]
-            used: set[int] = set()  # shifts of x_b (or of x_a when a == b) already matched
+        pairs = 0
+        by_var = self._by_var
+        for output in self._holders.get(a, set()) & self._holders.get(b, set()):
+            first, second = by_var[output][a], by_var[output][b]
+            if a != b:  # an x_a term and an x_b term are each in one occurrence at most
+                mine = [
+                    (shift, shift + d, negative)
+                    for shift, negative in first.items()
+                    if (other := second.get(shift + d)) is not None
+                    and (negative != other) == opposite
+                ]
+                if mine:
+                    found[output] = mine
+                    pairs += len(mine)
+                continue
+            used: set[int] = set()  # shifts already matched
             for shift, negative in first.items():
                 partner = shift + d
                 other = second.get(partner)
                 if other is None or (negative != other) != opposite:
                     continue
-                if shift in used and a == b or partner in used:
+                pairs += 1
+                if shift in used or partner in used:
                     continue
-                used.update((shift, partner) if a == b else (partner,))
+                used.update((shift, partner))
                 found.setdefault(output, []).append((shift, partner, negative))
-        return found
+        return found, pairs
 
-    def _substitute(self, index: int) -> bool:
-        """Build pattern ``index`` once and replace its non-overlapping occurrences."""
-        a, b, d, opposite = (int(v) for v in self._decode(self._keys[index]))
-        matches = self._matches(a, b, d, bool(opposite))
-        if sum(len(m) for m in matches.values()) < 2:
-            return False
+    def _substitute(
+        self,
+        a: int,
+        b: int,
+        d: int,
+        opposite: int,
+        matches: dict[int, list[tuple]],
+        removed: list[tuple[int, int]],
+        added: list[tuple[int, int, int, bool]],
+    ) -> int:
+        """Build ``x_a ± x_b << d`` once and replace its ``matches`` in the term dictionaries;
+        record the slots whose terms go and come. Returns the new variable."""
         ranges = self.ranges
         # x_a << max(-d, 0)  ±  x_b << max(d, 0); an occurrence at shift s uses it at min(s, s + d)
         node = ranges.add(
@@ -377,58 +605,30 @@ class SharedAdderGraph:
         self._set_magnitude(variable, node)
         self.shared.append(node)
         holders = self._holders.setdefault(variable, set())
-        old_codes, old_negative, gone_counts = [], [], []
-        new_codes, new_negative, new_counts = [], [], []
+        counted = self.max_depth is None or self.depth[variable] < self.max_depth
+        n_shifts, low = self._n_shifts, self._min_shift
         for output, pairs in matches.items():
-            codes = self._terms[output]
-            by_var = self._by_var[output]
-            gone = {self._code(a, s) for s, _, _ in pairs} | {self._code(b, u) for _, u, _ in pairs}
-            for code in gone:  # the removed terms last, where _Terms flags them
-                codes[code] = codes.pop(code)
-            old_codes.append(np.fromiter(codes, np.int64, len(codes)))
-            old_negative.append(np.fromiter(codes.values(), bool, len(codes)))
-            gone_counts.append(len(gone))
-            for code in gone:
-                var, shift = self._decode_term(code)
-                del codes[code]
-                del by_var[var][shift]
-                if not by_var[var]:
+            codes, by_var, slot_of = self._terms[output], self._by_var[output], self._slot[output]
+            for var, shifts in ((a, [p[0] for p in pairs]), (b, [p[1] for p in pairs])):
+                mine = by_var[var]
+                for shift in shifts:
+                    code = var * n_shifts + shift - low
+                    del codes[code], mine[shift]
+                    removed.append((output, slot_of.pop(code)))
+                if not mine:
                     del by_var[var]
                     self._holders[var].discard(output)
-            added = by_var.setdefault(variable, {})
-            for s, u, negative in pairs:
-                code = self._code(variable, min(s, u))
-                codes[code] = added[min(s, u)] = negative
-                new_codes.append(code)
-                new_negative.append(negative)
-            new_counts.append(len(pairs))
+            new = by_var[variable] = {}
+            for k, (s, u, negative) in enumerate(pairs):
+                shift = u if d < 0 else s
+                code = variable * n_shifts + shift - low
+                codes[code] = new[shift] = negative
+                if counted:
+                    slot = removed[k - 2 * len(pairs)][1]  # the slot x_a << s had
+                    slot_of[code] = slot
+                    added.append((output, slot, code, negative))
             holders.add(output)
-        before = _Terms(
-            np.concatenate(old_codes),
-            np.concatenate(old_negative),
-            np.array([c.size for c in old_codes], np.int64),
-            np.array(gone_counts, np.int64),
-        )
-        after = before.replace_flagged(
-            np.array(new_codes, np.int64), np.array(new_negative, bool), np.array(new_counts)
-        )
-        # every unordered pair was counted once: retire those with a removed term, count those
-        # with a new one
-        self._remove_patterns(self._flagged_pair_keys(before))
-        self._add_patterns(self._flagged_pair_keys(after))
-        return True
-
-    def _flagged_pair_keys(self, terms: _Terms) -> np.ndarray:
-        """Pattern keys of every pair of terms of one output with at least one flagged term."""
-        first = np.flatnonzero(terms.flagged)
-        segment = np.repeat(np.arange(terms.lengths.size), terms.flagged_counts)
-        starts = terms.starts[segment]
-        kept = (terms.lengths - terms.flagged_counts)[segment]
-        later = starts + terms.lengths[segment] - first - 1
-        # a flagged term with every unflagged term of its output, and with the flagged after it
-        p = np.concatenate([np.repeat(first, kept), np.repeat(first, later)])
-        q = np.concatenate([_ragged_range(starts, kept), _ragged_range(first + 1, later)])
-        return self._pair_keys(terms.codes, terms.negative, p, q)
+        return variable
 
     def leaves(self, index: int) -> list[Node]:
         """Output ``index``'s remaining terms as (shifted, signed) references to variables."""

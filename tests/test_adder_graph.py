@@ -5,7 +5,8 @@ import pytest
 
 from hgq_rtl.ir.fixed import RoundMode
 from hgq_rtl.ir.model import DenseLayer, TensorFormat
-from rtl_gen.adder_graph import SharedAdderGraph, Term
+from rtl_gen import adder_graph
+from rtl_gen.adder_graph import SharedAdderGraph, Term, _tri
 from rtl_gen.adder_tree import Node, RangeModel, csd
 from rtl_gen.components import DensePlan
 
@@ -157,24 +158,103 @@ def _greedy_by_recounting(ranges, outputs, inputs, max_depth):
             ]
 
 
-@pytest.mark.parametrize(("seed", "max_depth"), [(0, 2), (1, 3), (2, 9)])
-def test_graph_makes_the_same_choices_as_recounting_greedy(seed, max_depth):
-    """The incremental counts, candidate levels and tie-breaks choose what recounting would."""
+def _random_terms(seed: int, outputs: int = 9, inputs: int = 8, bits: int = 8):
     rng = np.random.default_rng(seed)
-    weight = rng.integers(-128, 128, size=(9, 8))
+    weight = rng.integers(-(2 ** (bits - 1)), 2 ** (bits - 1), size=(outputs, inputs))
     shifts = rng.integers(0, 3, size=weight.shape)
-    ranges = RangeModel([-128] * 8, [127] * 8)
-    inputs = {j: ranges.leaf(j, 0, 1) for j in range(8)}
-    outputs = [
+    ranges = RangeModel([-128] * inputs, [127] * inputs)
+    leaves = {j: ranges.leaf(j, 0, 1) for j in range(inputs)}
+    terms = [
         [Term(j, p + int(shifts[i, j]), d < 0) for j, w in enumerate(row) for p, d in csd(int(w))]
         for i, row in enumerate(weight)
     ]
+    return weight << shifts, ranges, terms, leaves
+
+
+def _describe(node):
+    return node.coefficients, node.lo, node.hi, node.shift, node.subtract
+
+
+@pytest.mark.parametrize(("seed", "max_depth"), [(0, 2), (1, 3), (2, 9), (3, 1), (4, 4)])
+def test_graph_makes_the_same_choices_as_recounting_greedy(seed, max_depth):
+    """The batched rounds, incremental counts, candidate levels and tie-breaks choose exactly
+    what recounting every pattern after every single choice would."""
+    _, ranges, outputs, inputs = _random_terms(seed)
     graph = SharedAdderGraph(ranges, outputs, inputs, max_depth=max_depth)
     shared, remaining = _greedy_by_recounting(ranges, outputs, inputs, max_depth)
     assert len(shared) > 5
-
-    def describe(node):
-        return node.coefficients, node.lo, node.hi, node.shift, node.subtract
-
-    assert [describe(n) for n in graph.shared] == [describe(n) for n in shared]
+    assert [_describe(n) for n in graph.shared] == [_describe(n) for n in shared]
     assert graph.outputs == remaining
+
+
+def test_sparse_table_and_small_chunks_make_the_same_choices(monkeypatch):
+    """Patterns past the dense key range are found by binary search; pair keys are computed in
+    chunks: with a tiny dense range and tiny chunks the plan is the recounting greedy's still."""
+    monkeypatch.setattr(adder_graph, "_DENSE_ENTRIES", 200)
+    monkeypatch.setattr(adder_graph, "_CHUNK", 7)
+    _, ranges, outputs, inputs = _random_terms(5, outputs=12, inputs=10)
+    graph = SharedAdderGraph(ranges, outputs, inputs, max_depth=3)
+    assert graph._dense < _tri(10) * graph._stride, "inputs' patterns must reach the sparse part"
+    shared, remaining = _greedy_by_recounting(ranges, outputs, inputs, 3)
+    assert [_describe(n) for n in graph.shared] == [_describe(n) for n in shared]
+    assert graph.outputs == remaining
+
+
+def _disjoint_uses(terms: list[Term]) -> dict[tuple, int]:
+    """Per pattern ``(a, b, d, opposite)``, the most disjoint pairs of ``terms`` that are uses of
+    it (taken by increasing shift: uses of one pattern overlap only in chains ``s, s + d, ..``)."""
+    pairs: dict[tuple, list[tuple[Term, Term]]] = {}
+    ordered = sorted(terms, key=lambda t: (t.variable, t.shift))
+    for k, t in enumerate(ordered):
+        for u in ordered[k + 1 :]:
+            key = (t.variable, u.variable, u.shift - t.shift, t.negative != u.negative)
+            pairs.setdefault(key, []).append((t, u))
+    uses = {}
+    for key, found in pairs.items():
+        used: set[Term] = set()
+        for t, u in sorted(found, key=lambda p: p[0].shift):
+            if t not in used and u not in used:
+                used.update((t, u))
+        uses[key] = len(used) // 2
+    return uses
+
+
+@pytest.mark.parametrize(("seed", "max_depth"), [(6, 3), (7, None)])
+def test_graph_invariants_on_a_larger_matrix(seed, max_depth):
+    """Exact sums, the depth bound, fewer adders than without sharing, and nothing left to
+    share: no pattern within the depth bound has two disjoint uses."""
+    weight, ranges, outputs, inputs = _random_terms(seed, outputs=40, inputs=24)
+    graph = SharedAdderGraph(ranges, outputs, inputs, max_depth=max_depth)
+    assert len(graph.shared) > 100
+    if max_depth is not None:
+        assert max(graph.depth.values()) <= max_depth
+    for row, terms in zip(weight, graph.outputs, strict=True):
+        total: dict[int, int] = {}
+        for t in terms:
+            for j, c in graph.variables[t.variable].coefficients.items():
+                total[j] = total.get(j, 0) + (-c if t.negative else c) * (1 << t.shift)
+        assert {j: c for j, c in total.items() if c} == {j: int(w) for j, w in enumerate(row) if w}
+    unshared = sum(max(len(terms) - 1, 0) for terms in outputs)
+    shared = len(graph.shared) + sum(max(len(terms) - 1, 0) for terms in graph.outputs)
+    assert shared < unshared
+    uses: dict[tuple, int] = {}
+    for terms in graph.outputs:
+        for key, n in _disjoint_uses(terms).items():
+            uses[key] = uses.get(key, 0) + n
+    for (a, b, d, opposite), n in uses.items():
+        if max_depth is None or 1 + max(graph.depth[a], graph.depth[b]) <= max_depth:
+            assert n < 2, f"pattern {(a, b, d, opposite)} is left with {n} disjoint uses"
+
+
+def test_rounds_batch_several_choices():
+    """The table is updated once per round, and a round takes several choices."""
+    rounds = []
+
+    class Counting(SharedAdderGraph):
+        def _round(self, index):
+            rounds.append(len(self.shared))
+            super()._round(index)
+
+    _, ranges, outputs, inputs = _random_terms(8, outputs=32, inputs=32)
+    graph = Counting(ranges, outputs, inputs, max_depth=3)
+    assert len(rounds) < len(graph.shared) / 2
