@@ -66,6 +66,55 @@ endmodule
 """
 
 
+def _ternary_adder_module(top: str) -> str:
+    """The ternary adder module of the design ``top`` (its AMD/Xilinx cells, one per bit)."""
+    return f"""// y = a + b + c (mod 2**W), a subtracted operand given inverted: one LUT6_2 per bit
+// of [START, W) computes the majority of the three bits (O5, the carry-save bit) and their XOR with
+// the carry-save bit of the bit below (O6, the carry chain's propagate signal); the carry-save
+// bits are the chain's generate inputs. Bits below START are a's. Subtracted operands are
+// inverted by INIT (see rtl_gen.netlist_verilog.ternary_init); their +1s enter as CARRY_SAVE_IN
+// and CARRY_IN.
+module {_escaped(f"{top}.ternary_adder")}(a, b, c, y);
+  parameter W = 2;
+  parameter START = 0;
+  parameter [63:0] INIT = 64'h0;
+  parameter CARRY_SAVE_IN = 0;
+  parameter CARRY_IN = 0;
+  localparam N = W - START;
+  localparam BLOCKS = (N + 3) / 4;
+  input [W-1:0] a, b, c;
+  output [W-1:0] y;
+  wire [4*BLOCKS-1:0] p, m, o, co;
+  wire [4*BLOCKS:0] generate_bits = {{m, CARRY_SAVE_IN[0]}};
+  genvar j;
+  generate
+    for (j = 0; j < 4 * BLOCKS; j = j + 1) begin : bits
+      if (j < N) begin : lut
+        LUT6_2 #(.INIT(INIT)) lut(.O6(p[j]), .O5(m[j]), .I0(a[START + j]), .I1(b[START + j]),
+          .I2(c[START + j]), .I3(generate_bits[j]), .I4(1'b0), .I5(1'b1));
+      end else begin : pad
+        assign p[j] = 1'b0;
+        assign m[j] = 1'b0;
+      end
+    end
+    for (j = 0; j < BLOCKS; j = j + 1) begin : chain
+      if (j == 0) begin : first
+        CARRY4 carry(.CO(co[3:0]), .O(o[3:0]), .CI(1'b0), .CYINIT(CARRY_IN[0]),
+          .DI(generate_bits[3:0]), .S(p[3:0]));
+      end else begin : next
+        CARRY4 carry(.CO(co[4*j+3:4*j]), .O(o[4*j+3:4*j]), .CI(co[4*j-1]), .CYINIT(1'b0),
+          .DI(generate_bits[4*j+3:4*j]), .S(p[4*j+3:4*j]));
+      end
+    end
+    if (START > 0) begin : low
+      assign y[START-1:0] = a[START-1:0];
+    end
+  endgenerate
+  assign y[W-1:START] = o[N-1:0];
+endmodule
+"""
+
+
 def ternary_init(subtracted: tuple[bool, bool, bool]) -> int:
     """``INIT`` of the ``LUT6_2`` of one bit of ``a + b ± c`` (``I5`` tied high).
 
@@ -171,7 +220,7 @@ class _LayerWriter:
             stage = layer.stage(adder)
             name = f"{self.prefix}_a{adder.ident}_s{stage}"
             if self.primitives and len(adder.operands) == 3:
-                self.ternary_adder(adder, stage, name)
+                self.ternary_adder(adder, stage, name, top)
             else:
                 terms = [
                     ("- " if subtracted else "+ ") + self.operand(op, stage, op.shift - adder.shift)
@@ -209,87 +258,58 @@ class _LayerWriter:
             body += ["  always @(posedge clk) begin", *registers, "  end"]
         return "\n".join(head + body + ["endmodule", ""])
 
-    def operand_bits(self, node: Node, stage: int, shift: int, width: int) -> list[str]:
-        """Bits ``0 .. width-1`` of ``node``'s signal shifted left by ``shift``, sign-extended
-        (zero-extended when unsigned), as Verilog bit expressions."""
+    def operand_vector(self, node: Node, stage: int, shift: int, width: int) -> str:
+        """``node``'s signal shifted left by ``shift`` and sign-extended (zero-extended when
+        unsigned) to ``width`` bits, as a Verilog expression."""
         base = node
         while base.kind == "ref":
             base = base.operands[0]
         if base.kind == "const":  # its bits are known
-            return [f"1'b{(base.hi << shift >> j) & 1}" for j in range(width)]
+            return f"{width}'d{(base.hi << shift) % (1 << width)}"
         name, is_signed = self.signal(node, stage)
         if base.kind == "input" and stage == self.layer.stage(base):
             own = self.layer.input_layout.width[base.input_index]
         else:
             own = _width(base.lo, base.hi)[1]
-        bits = []
-        for j in range(width):
-            k = j - shift
-            if k < 0:
-                bits.append("1'b0")
-            elif k < own:
-                bits.append(f"{name}[{k}]")
-            else:
-                bits.append(f"{name}[{own - 1}]" if is_signed else "1'b0")
-        return bits
+        parts = []
+        extension = width - shift - own
+        if extension > 0:
+            sign = f"{name}[{own - 1}]" if is_signed else "1'b0"
+            parts.append(f"{{{extension}{{{sign}}}}}")
+        # a part-select, never the bare (maybe signed) name: an unsigned vector either way
+        parts.append(f"{name}[{min(own, width - shift) - 1}:0]")
+        if shift:
+            parts.append(f"{shift}'d0")
+        return f"{{{', '.join(parts)}}}"
 
-    def ternary_adder(self, adder: Node, stage: int, name: str) -> None:
-        """``a + b ± c`` as one ``LUT6_2`` per bit and a ``CARRY4`` per four bits.
+    def ternary_adder(self, adder: Node, stage: int, name: str, top: str) -> None:
+        """``a + b ± c`` as an instance of the ternary adder module (:data:`_TERNARY_ADDER`).
 
-        ``a + b + c = s + 2 m`` bit by bit (``s`` the XOR, ``m`` the majority: a carry-save
-        step); each bit's LUT computes its ``m`` (``O5``) and ``s_j ^ m_{j-1}`` (``O6``), which
-        drives the carry chain as the propagate signal of ``s + 2 m``, with ``m_{j-1}`` as the
-        chain's generate input. Subtracted operands (one or two) are inverted inside the LUTs;
-        their ``+1`` each enters as the carry-save bit below the first bit and as the chain's
-        carry-in. Below the second-lowest operand's shift only the lowest operand has bits:
-        they pass through (when it is added) and need no LUT.
+        Below the second-lowest operand's shift only the lowest operand has bits: when it is
+        added, they pass through (operand ``a`` of the module) and need no LUT.
         """
         self.used_cells = True
         _, width = _width(adder.lo, adder.hi)
         shifts = [op.shift - adder.shift for op in adder.operands]
-        columns = [
-            self.operand_bits(op, stage, shift, width)
-            for op, shift in zip(adder.operands, shifts, strict=True)
-        ]
-        lowest = min(range(3), key=lambda k: shifts[k])
-        others = [shifts[k] for k in range(3) if k != lowest]
+        order = sorted(range(3), key=lambda k: (shifts[k], k))
         start = 0
-        if not adder.subtracted[lowest]:
-            start = min(min(others), width - 1)
-        init = ternary_init(adder.subtracted)
-        # -c = ~c + 1: one subtraction sets the carry-save input below the first bit, a second
-        # the chain's carry-in (both count one unit of the first bit; a carry-in would make
-        # the first sum bit an inverted LUT output, which synthesis may spend a LUT on)
-        subtractions = sum(adder.subtracted)
-        sums, carry_save = [], ["1'b1" if subtractions >= 1 else "1'b0"]
-        for j in range(start, width):
-            o6, o5 = f"{name}_p{j}", f"{name}_m{j}"
-            self.lines.append(f"  wire {o6}, {o5};")
-            self.lines.append(
-                f"  LUT6_2 #(.INIT(64'h{init:016x})) {name}_l{j}(.O6({o6}), .O5({o5}), "
-                f".I0({columns[0][j]}), .I1({columns[1][j]}), .I2({columns[2][j]}), "
-                f".I3({carry_save[-1]}), .I4(1'b0), .I5(1'b1));"
-            )
-            sums.append(o6)
-            carry_save.append(o5)
-        chain = width - start
-        blocks = (chain + 3) // 4
-        carry_in = "1'b1" if subtractions == 2 else "1'b0"
-        zero = "1'b0"
-        self.lines.append(f"  wire [{4 * blocks - 1}:0] {name}_o, {name}_co;")
-        for b in range(blocks):
-            select = [sums[4 * b + i] if 4 * b + i < chain else "1'b0" for i in range(4)]
-            generate = [carry_save[4 * b + i] if 4 * b + i < chain else "1'b0" for i in range(4)]
-            ci, cyinit = (f"{name}_co[{4 * b - 1}]", zero) if b else (zero, carry_in)
-            self.lines.append(
-                f"  CARRY4 {name}_c{b}(.CO({name}_co[{4 * b + 3}:{4 * b}]), "
-                f".O({name}_o[{4 * b + 3}:{4 * b}]), .CI({ci}), "
-                f".CYINIT({cyinit}), "
-                f".DI({{{', '.join(reversed(generate))}}}), .S({{{', '.join(reversed(select))}}}));"
-            )
-        low = ", ".join(reversed(columns[lowest][:start]))
-        value = f"{name}_o[{chain - 1}:0]" + (f", {low}" if start else "")
-        self.lines.append(_declare("wire", name, adder.lo, adder.hi) + f" = {{{value}}};")
+        if not adder.subtracted[order[0]] and shifts[order[1]] > 0:
+            start = min(shifts[order[1]], width - 1)
+        subtracted = tuple(adder.subtracted[k] for k in order)
+        operands = [self.operand_vector(adder.operands[k], stage, shifts[k], width) for k in order]
+        subtractions = sum(subtracted)
+        # plain unsigned wires on the ports (Yosys 0.70 asserts on a port connection that it
+        # simplifies to a signed signal)
+        for port, vector in zip("abc", operands, strict=True):
+            self.lines.append(f"  wire [{width - 1}:0] {name}_{port} = {vector};")
+        self.lines.append(f"  wire [{width - 1}:0] {name}_y;")
+        self.lines.append(
+            f"  {_escaped(f'{top}.ternary_adder')} #(.W({width}), .START({start}), "
+            f".INIT(64'h{ternary_init(subtracted):016x}), "
+            f".CARRY_SAVE_IN({int(subtractions >= 1)}), .CARRY_IN({int(subtractions == 2)})) "
+            f"{name}_t(.a({name}_a), .b({name}_b), .c({name}_c), .y({name}_y));"
+        )
+        self.lines.append(_declare("wire", name, adder.lo, adder.hi) + f" = {name}_y;")
 
     def requantizer(self, i: int, node: Node, rescale: int, root: str) -> str:
         """Wires computing output ``i`` from the root's (signed) signal; returns the last one."""
@@ -393,4 +413,5 @@ def write_verilog(
     lines.append(f"  assign valid_out = {valid};")
     lines += ["  always @(posedge clk) begin", *always, "  end", "endmodule", ""]
     header = "// Generated by hgq-rtl (direct writer, rtl_gen/netlist_verilog.py)\n"
-    return header + "\n".join(modules + lines) + (_CELL_MODELS if cells else "")
+    cell_text = _ternary_adder_module(name) + _CELL_MODELS if cells else ""
+    return header + "\n".join(modules + lines) + cell_text
