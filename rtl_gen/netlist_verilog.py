@@ -14,9 +14,10 @@ complement with every operand sign-extended (``$signed({1'b0, u})`` for unsigned
 width holds the exact result, so truncating the sum to it is exact. Requantizers work at a width
 that holds every intermediate value exactly.
 
-With ``xilinx_primitives``, each three-input adder ``a + b ± c`` is written as AMD/Xilinx cells
-(see :func:`ternary_adder`): one ``LUT6_2`` per result bit and a ``CARRY4`` per four bits, the
-classic ternary adder that costs one LUT per bit where two chained adders cost two. Behavioural
+With ``xilinx_primitives``, each three-input adder ``a + b ± c`` is an instance of one ternary
+adder module per design (:func:`_ternary_adder_module`) built of AMD/Xilinx cells: one ``LUT6_2``
+per result bit and a ``CARRY4`` per four bits, the classic ternary adder that costs one LUT per
+bit where two chained adders cost two. Behavioural
 models of the two cells follow the design inside ```ifndef HGQ_RTL_VENDOR_CELLS``, so simulators
 and other synthesis targets read one self-contained file; the AMD/Xilinx synthesis scripts define
 that macro and use the vendor's own cells.
@@ -35,8 +36,8 @@ __all__ = ["VENDOR_CELLS_MACRO", "write_verilog"]
 #: then left out and the tool's own cells are used.
 VENDOR_CELLS_MACRO = "HGQ_RTL_VENDOR_CELLS"
 
-#: Behavioural models of the AMD/Xilinx cells used by :func:`ternary_adder` (same ports, the
-#: documented function; timing-free).
+#: Behavioural models of the AMD/Xilinx cells used by :func:`_ternary_adder_module` (same ports,
+#: the documented function; timing-free).
 _CELL_MODELS = f"""`ifndef {VENDOR_CELLS_MACRO}
 // Behavioural models of the AMD/Xilinx cells used above, for simulation and non-AMD targets.
 module LUT6_2(O6, O5, I0, I1, I2, I3, I4, I5);
@@ -283,7 +284,7 @@ class _LayerWriter:
         return f"{{{', '.join(parts)}}}"
 
     def ternary_adder(self, adder: Node, stage: int, name: str, top: str) -> None:
-        """``a + b ± c`` as an instance of the ternary adder module (:data:`_TERNARY_ADDER`).
+        """``a + b ± c`` as an instance of the ternary adder module (:func:`_ternary_adder_module`).
 
         Below the second-lowest operand's shift only the lowest operand has bits: when it is
         added, they pass through (operand ``a`` of the module) and need no LUT.
