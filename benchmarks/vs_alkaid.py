@@ -48,7 +48,7 @@ from hgq_rtl.ir.fixed import Activation, Overflow, RoundMode, bits_for_range
 from hgq_rtl.ir.model import DenseLayer, IRModel, TensorFormat, accumulator_range
 from rtl_gen.emit import RtlOptions, build, emit
 from rtl_gen.simulate import simulate
-from rtl_gen.synth import synthesize
+from rtl_gen.synth import SynthError, synthesize
 
 #: Adder opcodes of alkaid's ALIR (two-operand add and subtract), for its adder depth.
 _ALKAID_ADDERS = (0, 1)
@@ -326,7 +326,10 @@ def simulate_alkaid(
 
 
 def _synth(rtl_dir: Path, out: Path, fmax: bool, clock_ns: float) -> dict:
-    report = synthesize(rtl_dir, out, clock_ns=clock_ns, nextpnr=fmax, quiet=True)
+    try:
+        report = synthesize(rtl_dir, out, clock_ns=clock_ns, nextpnr=fmax, quiet=True)
+    except SynthError as err:
+        raise BenchError(f"synthesis of {rtl_dir.name} failed: {err}") from None
     return {
         "lut": report.lut,
         "ff": report.ff,
@@ -415,12 +418,11 @@ def bench_row(
         if fmax and ternary:  # the same plan in portable Verilog for ECP5
             portable = RtlOptions(**{**options.__dict__, "xilinx_primitives": False})
             emit(ir, work / "ours_portable", portable, name="ours")
-            report = synthesize(
-                work / "ours_portable", work / "ours_portable_synth", clock_ns=args.target_ns,
-                quiet=True,
-            )  # fmt: skip
-            ours["fmax_mhz"] = report.fmax_mhz
-            ours["nextpnr_seconds"] = report.nextpnr_seconds
+            report = _synth(
+                work / "ours_portable", work / "ours_portable_synth", True, args.target_ns
+            )
+            ours["fmax_mhz"] = report["fmax_mhz"]
+            ours["nextpnr_seconds"] = report["nextpnr_seconds"]
             ours["fmax_of"] = "the same plan as portable Verilog"
         alkaid.update(_synth(alk_dir, work / "alkaid_synth", not args.no_fmax, args.target_ns))
         row["lut_ratio"] = round(ours["lut"] / max(alkaid["lut"], 1), 3)

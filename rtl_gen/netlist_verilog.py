@@ -74,7 +74,9 @@ def _ternary_adder_module(top: str) -> str:
 // the carry-save bit of the bit below (O6, the carry chain's propagate signal); the carry-save
 // bits are the chain's generate inputs. Bits below START are a's. Subtracted operands are
 // inverted by INIT (see rtl_gen.netlist_verilog.ternary_init); their +1s enter as CARRY_SAVE_IN
-// and CARRY_IN.
+// and CARRY_IN. Kept as its own module in synthesis: Yosys 0.70's ABC9 stops half way when it
+// maps logic around LUT6_2 cells in the same module.
+(* keep_hierarchy *)
 module {_escaped(f"{top}.ternary_adder")}(a, b, c, y);
   parameter W = 2;
   parameter START = 0;

@@ -102,7 +102,7 @@ def test_render_yosys_xilinx(tmp_path: Path) -> None:
     assert script == tmp_path / "yosys_xilinx.ys"
     assert _commands(script.read_text()) == [
         "read_verilog -D HGQ_RTL_VENDOR_CELLS dense_top.v",
-        "synth_xilinx -family xcup -top dense_top -flatten -noiopad -noclkbuf -dff",
+        "synth_xilinx -family xcup -top dense_top -flatten -noiopad -noclkbuf",
         "tee -q -o yosys_xilinx_stat.json stat -json",
     ]
     assert YosysXilinxStep("dense_top", "dense_top.v").arguments(tmp_path) == [
@@ -198,11 +198,11 @@ def test_parse_xilinx_stat_cell_classes() -> None:
 
 
 def test_parse_xilinx_stat_refuses_a_half_mapped_netlist() -> None:
-    cells = {"LUT2": 5, "$add": 2, "$scopeinfo": 1}
+    cells = {"LUT2": 5, "$add": 2, "$scopeinfo": 1, "$paramod$1f3d\\top.ternary_adder": 3}
     text = json.dumps({"design": {"num_cells_by_type": cells}})
     with pytest.raises(ValueError, match=r"generic cells \(\$add\)"):
         parse_yosys_xilinx_stat(text)
-    del cells["$add"]  # $scopeinfo is bookkeeping, not logic
+    del cells["$add"]  # $scopeinfo is bookkeeping and $paramod a kept submodule, not logic
     assert parse_yosys_xilinx_stat(json.dumps({"design": {"num_cells_by_type": cells}})).lut == 5
 
 
@@ -509,13 +509,13 @@ def test_tools_found_in_venv() -> None:
 
 def test_render_yosys_xilinx_families(tmp_path: Path) -> None:
     (script,) = YosysXilinxStep("top", "top.v", family="xc7").render(tmp_path)
-    assert "synth_xilinx -family xc7 -top top -flatten -noiopad -noclkbuf -dff" in _commands(
+    assert "synth_xilinx -family xc7 -top top -flatten -noiopad -noclkbuf" in _commands(
         script.read_text()
     )
     (hier,) = YosysXilinxHierarchyStep("top", "top.v").render(tmp_path)
     assert _commands(hier.read_text()) == [
         "read_verilog -D HGQ_RTL_VENDOR_CELLS top.v",
-        "synth_xilinx -family xcup -top top -noiopad -noclkbuf -dff",  # no -flatten
+        "synth_xilinx -family xcup -top top -noiopad -noclkbuf",  # no -flatten
         "tee -q -o yosys_xilinx_hier_stat.json stat -json",
     ]
     with pytest.raises(ValueError, match="`family` must be one of xcup, xcu, xc7, not 'xc9'"):
