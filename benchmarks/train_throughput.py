@@ -34,11 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hgq_rtl.config import TrainConfig
-from hgq_rtl.layers import ebops, frac_bits_sum
-from hgq_rtl.models import build_model
-from hgq_rtl.quantizers import clamp_frac_bits
-from hgq_rtl.train import compiled_step, parameter_groups
+from hgq_rtl.train.config import TrainConfig
+from hgq_rtl.train.cost import ebops, frac_bits_sum
+from hgq_rtl.train.loop import compiled_step, parameter_groups
+from hgq_rtl.train.models import build_model
+from hgq_rtl.train.quantizers import clamp_frac_bits
 
 BATCH = 1024
 MODELS = {

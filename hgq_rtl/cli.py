@@ -15,15 +15,15 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .config import ARCHITECTURES, GRANULARITIES
-from .config import TRAIN_DEFAULTS as D
+from .train.config import ARCHITECTURES, GRANULARITIES
+from .train.config import TRAIN_DEFAULTS as D
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 
 
 def _train_config(args: argparse.Namespace):
-    from .config import BetaSchedule, TrainConfig
+    from .train.config import BetaSchedule, TrainConfig
 
     return TrainConfig(
         arch=args.arch,
@@ -100,11 +100,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .checkpoint import CHECKPOINT_FILE
     from .data import load_dataset
     from .flow import TRAINING_DIR, train_and_freeze
     from .ir import reference
-    from .train import reference_metrics
+    from .train.checkpoint import CHECKPOINT_FILE
+    from .train.metrics import reference_metrics
 
     config = _train_config(args)
     dataset = load_dataset(args.dataset, path=args.data_path, seed=args.seed)

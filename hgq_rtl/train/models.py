@@ -1,4 +1,4 @@
-"""Ready-made HGQ networks, built from a :class:`~hgq_rtl.config.TrainConfig`."""
+"""Ready-made HGQ networks, built from a :class:`~hgq_rtl.train.config.TrainConfig`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from math import prod
 import torch
 from torch import nn
 
+from ..ir.fixed import Activation
 from .config import TrainConfig
-from .ir.fixed import Activation
 from .layers import (
     QActivation,
     QConv1d,

@@ -9,19 +9,19 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from hgq_rtl.pareto import (
+from hgq_rtl.train.pareto import (
     FrontRow,
     FrontStore,
     ParetoKeeper,
     ParetoPoint,
     front_records,
+    plot_front,
     write_front,
 )
-from hgq_rtl.plots import (
+from hgq_rtl.train.plots import (
     layer_weight_bits,
     plot_bits_heatmap,
     plot_bits_histogram,
-    plot_front,
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

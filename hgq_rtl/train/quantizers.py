@@ -12,7 +12,7 @@ from enum import Enum
 import torch
 from torch import nn
 
-from .ir.fixed import Overflow, RoundMode
+from ..ir.fixed import Overflow, RoundMode
 
 #: Fractional bits are kept inside this range during training (see :func:`clamp_frac_bits`).
 FRAC_BITS_LIMITS = (-16.0, 24.0)

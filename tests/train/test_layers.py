@@ -11,12 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hgq_rtl.config import TrainConfig
-from hgq_rtl.freeze import check_frozen, freeze, torch_integers
 from hgq_rtl.ir import reference
 from hgq_rtl.ir.fixed import Activation, bit_span
 from hgq_rtl.ir.model import DenseLayer, LookupLayer
-from hgq_rtl.layers import (
+from hgq_rtl.train.config import TrainConfig
+from hgq_rtl.train.cost import ebops
+from hgq_rtl.train.freeze import check_frozen, freeze, torch_integers
+from hgq_rtl.train.layers import (
     QActivation,
     QAdd,
     QConcat,
@@ -28,10 +29,9 @@ from hgq_rtl.layers import (
     QLinear,
     QLinearBN,
     QLookup,
-    ebops,
 )
-from hgq_rtl.models import build_model
-from hgq_rtl.quantizers import Granularity, clamp_frac_bits
+from hgq_rtl.train.models import build_model
+from hgq_rtl.train.quantizers import Granularity, clamp_frac_bits
 
 
 def _fit(model: nn.Sequential, x: torch.Tensor, steps: int = 15, seed: int = 0) -> None:

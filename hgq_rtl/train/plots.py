@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..ir.fixed import bit_span
+from ..ir.model import IRModel
 from .checkpoint import atomic_write
-from .ir.fixed import bit_span
-from .ir.model import IRModel
-
-if TYPE_CHECKING:
-    from .pareto import FrontRow
 
 BITS_HISTOGRAM_PNG = "bits_histogram.png"
 BITS_HEATMAP_PNG = "bits_heatmap.png"
 _DPI = 100
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
+    """An empty matplotlib figure on an Agg canvas (no display, no pyplot state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -34,7 +31,8 @@ def _figure(width: float, height: float):
     return figure
 
 
-def _save(figure, path: str | Path) -> Path:
+def save_png(figure, path: str | Path) -> Path:
+    """Write ``figure`` as a PNG to ``path`` atomically (no software tag: same bytes each run)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=_DPI, metadata={"Software": None})
     return atomic_write(path, lambda file: file.write(buffer.getvalue()))
@@ -52,51 +50,10 @@ def layer_weight_bits(ir: IRModel) -> list[tuple[str, np.ndarray]]:
     return layers
 
 
-def plot_front(rows: list[FrontRow], metric_name: str, path: str | Path) -> Path:
-    """The front: metric against EBOPs (log x), exact figures of the frozen models as a step
-    line, training figures (validation metric, surrogate EBOPs) as open markers."""
-    figure = _figure(7, 4.2)
-    ax = figure.add_subplot()
-    if rows:
-        exact = np.array([r.exact_ebops for r in rows], np.float64)
-        measured = np.array([r.reference_metric for r in rows])
-        order = np.argsort(exact, kind="stable")
-        ax.step(exact[order], measured[order], where="post", color="#d62728", lw=1, alpha=0.6)
-        ax.scatter(exact, measured, color="#d62728", s=30, zorder=3, label="frozen (exact)")
-        ax.scatter(
-            [r.surrogate_ebops for r in rows],
-            [r.val_metric for r in rows],
-            facecolors="none",
-            edgecolors="#3b6ea5",
-            s=30,
-            label="training (surrogate EBOPs, validation)",
-        )
-        for row in rows:
-            ax.annotate(
-                str(row.epoch),
-                (max(row.exact_ebops, 1), row.reference_metric),
-                fontsize=7,
-                xytext=(3, 3),
-                textcoords="offset points",
-            )
-        if min(exact.min(), min(r.surrogate_ebops for r in rows)) > 0:
-            ax.set_xscale("log")
-        else:
-            ax.set_xscale("symlog", linthresh=1)
-        ax.legend(fontsize=8)
-    else:
-        ax.text(0.5, 0.5, "no kept point", ha="center", va="center", transform=ax.transAxes)
-    ax.set_xlabel("EBOPs")
-    ax.set_ylabel(metric_name)
-    ax.set_title(f"Pareto front: {len(rows)} kept epoch{'s' if len(rows) != 1 else ''}")
-    ax.grid(True, alpha=0.3)
-    return _save(figure, path)
-
-
 def plot_bits_histogram(ir: IRModel, path: str | Path) -> Path:
     """How many weights of each layer have 0, 1, 2, ... bits (bars side by side per layer)."""
     layers = layer_weight_bits(ir)
-    figure = _figure(7, 3.6)
+    figure = new_figure(7, 3.6)
     ax = figure.add_subplot()
     top = max((int(bits.max(initial=0)) for _, bits in layers), default=0)
     edges = np.arange(top + 1)
@@ -110,13 +67,13 @@ def plot_bits_histogram(ir: IRModel, path: str | Path) -> Path:
     ax.set_title(f"{ir.name}: weight bits per layer")
     if layers:
         ax.legend(fontsize=8)
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_bits_heatmap(ir: IRModel, path: str | Path) -> Path:
     """One heat map per layer of every weight's bits (rows: outputs, columns: inputs)."""
     layers = layer_weight_bits(ir)
-    figure = _figure(7, 0.6 + 2.4 * max(len(layers), 1))
+    figure = new_figure(7, 0.6 + 2.4 * max(len(layers), 1))
     top = max((int(bits.max(initial=0)) for _, bits in layers), default=0)
     for k, (name, bits) in enumerate(layers):
         ax = figure.add_subplot(len(layers), 1, k + 1)
@@ -127,4 +84,4 @@ def plot_bits_heatmap(ir: IRModel, path: str | Path) -> Path:
         ax.set_ylabel("output")
         ax.set_xlabel("input")
         figure.colorbar(image, ax=ax, label="bits")
-    return _save(figure, path)
+    return save_png(figure, path)

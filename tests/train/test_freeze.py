@@ -7,13 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from hgq_rtl.config import BetaSchedule, TrainConfig
 from hgq_rtl.data import load_digits
-from hgq_rtl.freeze import check_frozen, freeze, torch_integers
 from hgq_rtl.ir import reference
 from hgq_rtl.ir.fixed import Overflow
-from hgq_rtl.layers import QActivation, QInput, QLinear, quantized_mlp
-from hgq_rtl.train import train
+from hgq_rtl.train.config import BetaSchedule, TrainConfig
+from hgq_rtl.train.freeze import check_frozen, freeze, torch_integers
+from hgq_rtl.train.layers import QActivation, QInput, QLinear, quantized_mlp
+from hgq_rtl.train.loop import train
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from .ir.model import IRModel
+from ..ir.model import IRModel
+from .metrics import METRICS, reference_metrics
 
 FRONT_DIR = "front"
 FRONT_CSV = "front.csv"
@@ -107,7 +108,7 @@ class ParetoKeeper:
 class FrontStore:
     """The model states of the kept points: ``folder/epoch_0012.pt`` files, or memory.
 
-    Files are written atomically (see :mod:`hgq_rtl.checkpoint`); the trainer writes a new
+    Files are written atomically (see :mod:`hgq_rtl.train.checkpoint`); the trainer writes a new
     point's file before the checkpoint that names it and deletes removed points' files after,
     so every checkpoint's points have their files.
     """
@@ -205,9 +206,8 @@ def evaluate_front(
 
     from tqdm import tqdm
 
+    from ..ir import reference
     from .freeze import freeze
-    from .ir import reference
-    from .train import METRICS, reference_metrics
 
     metric_name = METRICS[task][0]
     rows = []
@@ -253,8 +253,8 @@ def write_front(
 ) -> dict[str, Path]:
     """Write ``folder/front/epoch_NNNN/`` (each point's IR), ``front.csv``, ``front.json`` and
     ``front.png``; IR folders of points no longer on the front are removed."""
-    from . import checkpoint, plots
-    from .ir import io as ir_io
+    from ..ir import io as ir_io
+    from . import checkpoint
 
     folder = Path(folder)
     irs = folder / FRONT_DIR
@@ -278,5 +278,48 @@ def write_front(
             folder / FRONT_JSON, json.dumps(document, indent=2) + "\n"
         ),
     }
-    paths["png"] = plots.plot_front(rows, metric_name, folder / FRONT_PNG)
+    paths["png"] = plot_front(rows, metric_name, folder / FRONT_PNG)
     return paths
+
+
+def plot_front(rows: list[FrontRow], metric_name: str, path: str | Path) -> Path:
+    """The front: metric against EBOPs (log x), exact figures of the frozen models as a step
+    line, training figures (validation metric, surrogate EBOPs) as open markers."""
+    from . import plots
+
+    figure = plots.new_figure(7, 4.2)
+    ax = figure.add_subplot()
+    if rows:
+        exact = np.array([r.exact_ebops for r in rows], np.float64)
+        measured = np.array([r.reference_metric for r in rows])
+        order = np.argsort(exact, kind="stable")
+        ax.step(exact[order], measured[order], where="post", color="#d62728", lw=1, alpha=0.6)
+        ax.scatter(exact, measured, color="#d62728", s=30, zorder=3, label="frozen (exact)")
+        ax.scatter(
+            [r.surrogate_ebops for r in rows],
+            [r.val_metric for r in rows],
+            facecolors="none",
+            edgecolors="#3b6ea5",
+            s=30,
+            label="training (surrogate EBOPs, validation)",
+        )
+        for row in rows:
+            ax.annotate(
+                str(row.epoch),
+                (max(row.exact_ebops, 1), row.reference_metric),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+        if min(exact.min(), min(r.surrogate_ebops for r in rows)) > 0:
+            ax.set_xscale("log")
+        else:
+            ax.set_xscale("symlog", linthresh=1)
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no kept point", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("EBOPs")
+    ax.set_ylabel(metric_name)
+    ax.set_title(f"Pareto front: {len(rows)} kept epoch{'s' if len(rows) != 1 else ''}")
+    ax.grid(True, alpha=0.3)
+    return plots.save_png(figure, path)

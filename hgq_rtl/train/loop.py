@@ -3,7 +3,7 @@
 Tasks: ``"classification"`` (cross-entropy; metric accuracy, higher is better) and
 ``"regression"`` (mean squared error; metric *resolution*, the RMS of prediction − target,
 lower is better). Every epoch offers (validation metric, EBOPs) to a
-:class:`~hgq_rtl.pareto.ParetoKeeper`; with a ``checkpoint_dir`` every completed epoch is
+:class:`~hgq_rtl.train.pareto.ParetoKeeper`; with a ``checkpoint_dir`` every completed epoch is
 checkpointed atomically and a killed run continues with ``resume=True``.
 """
 
@@ -23,15 +23,14 @@ from torch import nn
 from tqdm import tqdm
 
 from . import checkpoint
-from .config import TASKS, TrainConfig
-from .ir.model import IRModel
-from .layers import ebops, frac_bits_sum, reset_ranges
+from .config import TrainConfig
+from .cost import ebops, frac_bits_sum
+from .layers import reset_ranges
+from .metrics import METRICS, resolve_task, task_metrics
 from .models import build_model
 from .pareto import FRONT_DIR, FrontStore, ParetoKeeper, ParetoPoint
 from .quantizers import FRAC_BITS_LIMITS, clamp_frac_bits
 
-#: Per task: the metric that ranks models, and whether higher is better.
-METRICS = {"classification": ("accuracy", True), "regression": ("resolution", False)}
 _EVAL_BATCH = 4096
 
 
@@ -82,25 +81,6 @@ def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     ]
 
 
-def task_metrics(task: str, outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
-    """``{"accuracy"}`` (arg-max of ``outputs`` against class indices) for classification,
-    ``{"resolution", "mse"}`` (RMS and mean square of ``outputs - targets``) for regression."""
-    outputs = np.asarray(outputs, np.float64)
-    if task == "classification":
-        return {"accuracy": float((outputs.argmax(axis=1) == np.asarray(targets)).mean())}
-    error = outputs - np.asarray(targets, np.float64).reshape(outputs.shape)
-    mse = float(np.mean(error**2))
-    return {"resolution": math.sqrt(mse), "mse": mse}
-
-
-def reference_metrics(ir: IRModel, x: np.ndarray, y: np.ndarray, task: str) -> dict[str, float]:
-    """:func:`task_metrics` of the integer reference (what the hardware computes) on ``x``."""
-    from .ir import reference
-
-    outputs = reference.to_real(ir.output, reference.run(ir, reference.quantize_input(ir, x)))
-    return task_metrics(task, outputs, y)
-
-
 def _outputs(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     was_training = model.training
     model.eval()
@@ -110,22 +90,6 @@ def _outputs(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     finally:
         model.train(was_training)
     return torch.cat(parts).double().cpu().numpy()
-
-
-def resolve_task(config_task: str | None, data_task: str | None) -> str:
-    """The task of a run: the configuration's, else the data set's, else classification.
-
-    Either may be a string or a :class:`hgq_rtl.data.Task` (a string enum); the result is a
-    plain string.
-    """
-    config_task = None if config_task is None else str(config_task)
-    data_task = None if data_task is None else str(data_task)
-    for what, task in (("config.task", config_task), ("task", data_task)):
-        if task is not None and task not in TASKS:
-            raise ValueError(f"{what} must be one of {', '.join(TASKS)}, not {task!r}")
-    if config_task and data_task and config_task != data_task:
-        raise ValueError(f"config.task is {config_task!r} but the data set's task is {data_task!r}")
-    return config_task or data_task or "classification"
 
 
 def _check_arrays(x_train, y_train, x_val, y_val, n_outputs: int, task: str) -> tuple:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hgq_rtl.ir.fixed import Overflow, RoundMode
-from hgq_rtl.quantizers import (
+from hgq_rtl.train.quantizers import (
     ActivationQuantizer,
     WeightQuantizer,
     apply_overflow,

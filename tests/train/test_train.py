@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-import hgq_rtl.checkpoint as ckpt
-import hgq_rtl.train as train_module
+import hgq_rtl.train.checkpoint as ckpt
+import hgq_rtl.train.loop as train_module
 from hgq_rtl.cli import _beta_steps
-from hgq_rtl.config import BetaSchedule, TrainConfig
-from hgq_rtl.freeze import check_frozen, freeze
-from hgq_rtl.pareto import FrontStore, ParetoKeeper, evaluate_front
-from hgq_rtl.train import TrainingDiverged, train
+from hgq_rtl.train.config import BetaSchedule, TrainConfig
+from hgq_rtl.train.freeze import check_frozen, freeze
+from hgq_rtl.train.loop import TrainingDiverged, train
+from hgq_rtl.train.pareto import FrontStore, ParetoKeeper, evaluate_front
 
 # ------------------------------------------------------------------------------ schedules
 

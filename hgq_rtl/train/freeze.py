@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ir import reference
-from .ir.fixed import Activation, Overflow, RoundMode
-from .ir.model import (
+from ..ir import reference
+from ..ir.fixed import Activation, Overflow, RoundMode
+from ..ir.model import (
     MAX_TABLE_ENTRIES,
     AddLayer,
     ConcatLayer,

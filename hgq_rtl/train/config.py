@@ -95,7 +95,7 @@ def _check_beta(what: str, value: float) -> None:
         raise ValueError(f"{what} must be a finite number >= 0, not {value}")
 
 
-#: Network families :func:`hgq_rtl.models.build_model` knows.
+#: Network families :func:`hgq_rtl.train.models.build_model` knows.
 ARCHITECTURES = ("mlp", "cnn")
 #: How finely fractional bits are learned: one per element, per channel, or per tensor.
 GRANULARITIES = ("element", "channel", "tensor")
@@ -107,7 +107,7 @@ TASKS = ("classification", "regression")
 class TrainConfig:
     """Everything a training run needs to be reproduced.
 
-    ``arch`` picks the network :func:`hgq_rtl.models.build_model` builds: ``"mlp"`` (dense
+    ``arch`` picks the network :func:`hgq_rtl.train.models.build_model` builds: ``"mlp"`` (dense
     layers of ``hidden`` sizes) or ``"cnn"`` (per entry of ``channels``: a ``kernel_size``
     convolution, ReLU and 2×2 max pooling; then flatten and the ``hidden`` dense layers).
     ``granularity`` is that of every quantizer's fractional bits: ``"element"``, ``"channel"``

@@ -17,9 +17,9 @@ import pytest
 import torch
 from bad_inputs.helpers import assert_bad_input, cli
 
-from hgq_rtl import checkpoint as ckpt
 from hgq_rtl.ir import io as ir_io
 from hgq_rtl.ir.reference import ebops as reference_ebops
+from hgq_rtl.train import checkpoint as ckpt
 
 EPOCHS = 30
 COMMON = ["--hidden", "6", "--batch-size", "16", "--seed", "5", "--device", "cpu", "-q"]
