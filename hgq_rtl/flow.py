@@ -25,7 +25,7 @@ from .data import Dataset, load_dataset
 from .ir import io as ir_io
 from .ir import reference
 from .ir.model import IRModel
-from .report import report_markdown, write_report  # noqa: F401  (report_markdown: re-export)
+from .report import write_report
 
 DEFAULT_VECTORS = 100_000
 
@@ -103,11 +103,12 @@ def train_and_freeze(
     model is installed last as ``out_dir/model.json`` + ``weights.npz`` (see
     :func:`install_model`), so an interrupted run leaves no IR but a resumable checkpoint.
     """
-    from . import plots
-    from .checkpoint import CHECKPOINT_FILE, atomic_write_text
-    from .freeze import check_frozen, freeze
-    from .pareto import evaluate_front, front_records, write_front
-    from .train import METRICS, train
+    from .train import plots
+    from .train.checkpoint import CHECKPOINT_FILE, atomic_write_text
+    from .train.freeze import check_frozen, freeze
+    from .train.loop import train
+    from .train.metrics import METRICS
+    from .train.pareto import evaluate_front, front_records, write_front
 
     n_outputs = dataset.n_outputs
     training_dir = None
@@ -196,7 +197,7 @@ def install_model(ir: IRModel, folder: Path) -> Path:
 def evaluate(ir: IRModel, dataset: Dataset) -> float:
     """The integer model's test metric (what the hardware computes): accuracy for
     classification, resolution (RMS error) for regression."""
-    from .train import METRICS, reference_metrics, resolve_task
+    from .train.metrics import METRICS, reference_metrics, resolve_task
 
     task = resolve_task(ir.metadata.get("task"), str(dataset.task))
     return reference_metrics(ir, dataset.x_test, dataset.y_test, task)[METRICS[task][0]]

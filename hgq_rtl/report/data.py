@@ -1,0 +1,231 @@
+"""What the report says: a run folder read into :class:`RunData`, and the numbers derived from it.
+
+:func:`load_run` reads ``report.json``, the frozen model (``model/``, for the bit-level view of
+every dense layer), ``rtl/manifest.json`` and ``synth/synth_report.json``. :class:`RunData` also
+derives what several parts of the page share (the synthesis results, latency at Fmax, the
+verdicts of checks 1 and 3); :func:`history_points` and :func:`pareto_mask` give the training
+history and its Pareto front. No matplotlib and no HTML here; the IR is imported only when a
+model folder is read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPORT_JSON = "report.json"
+REPORT_HTML = "report.html"
+REPORT_MD = "report.md"
+FIGURES_DIR = "figures"
+
+
+def pareto_mask(cost: Any, score: Any) -> np.ndarray:
+    """Which points are non-dominated when ``cost`` is minimized and ``score`` maximized.
+
+    Parameters
+    ----------
+    cost, score : array_like
+        One value per point, 1-D and of one length.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        Point ``k`` is kept iff no other point has ``score >= score[k]`` and
+        ``cost <= cost[k]`` with at least one of the two strict (equal points keep each other).
+
+    Raises
+    ------
+    ValueError
+        If the arrays are not 1-D of one length.
+    """
+    cost = np.asarray(cost, np.float64)
+    score = np.asarray(score, np.float64)
+    if cost.shape != score.shape or cost.ndim != 1:
+        raise ValueError(
+            f"cost and score must be 1-D of one length, not {cost.shape}, {score.shape}"
+        )
+    no_worse = (score[None, :] >= score[:, None]) & (cost[None, :] <= cost[:, None])
+    better = (score[None, :] > score[:, None]) | (cost[None, :] < cost[:, None])
+    return ~(no_worse & better).any(axis=1)
+
+
+@dataclass
+class LayerBits:
+    """Bit-level view of one layer of the frozen model."""
+
+    name: str
+    weight_bits: np.ndarray  # (out, in) bit span of every integer weight; 0 = zero weight
+    input_width: np.ndarray  # (in,) width of every input element
+    output_width: np.ndarray  # (out,)
+    bias_nonzero: int
+    ebops: int
+
+    @property
+    def live_products(self) -> int:
+        return int(((self.weight_bits > 0) & (self.input_width[None, :] > 0)).sum())
+
+
+@dataclass
+class RunData:
+    """Everything a report is drawn from."""
+
+    run_dir: Path
+    report: dict[str, Any]
+    model_name: str | None = None
+    input_width: np.ndarray | None = None
+    layers: list[LayerBits] = field(default_factory=list)
+    model_note: str | None = None  # why the bit-level sections are missing
+    per_layer_resources: dict[str, dict[str, Any]] | None = None
+    synth_report: dict[str, Any] | None = None
+    manifest: dict[str, Any] | None = None
+
+    # derived numbers (properties: load_run fills the fields after construction)
+
+    @property
+    def synthesis(self) -> dict[str, Any]:
+        """The synthesis results, ``{}`` when synthesis did not run.
+
+        A synthesis run after the flow (``hgq-rtl synth RUN/rtl --out RUN/synth``) counts too.
+        """
+        return self.report.get("synthesis") or self.synth_report or {}
+
+    @property
+    def verification(self) -> dict[str, Any]:
+        return self.report.get("verification") or {}
+
+    @property
+    def check1(self) -> dict[str, Any]:
+        return self.report.get("check1") or {}
+
+    @property
+    def latency(self) -> Any:
+        """Latency in clock cycles (None when unknown)."""
+        return self.report.get("latency_cycles")
+
+    @property
+    def fmax(self) -> Any:
+        """Fmax in MHz (None when synthesis did not run or did not measure it)."""
+        return self.synthesis.get("fmax_mhz")
+
+    @property
+    def latency_ns(self) -> float | None:
+        """Latency at Fmax in nanoseconds (None without both)."""
+        latency, fmax = self.latency, self.fmax
+        return 1000 * latency / fmax if latency is not None and fmax else None
+
+    @property
+    def check3_passed(self) -> bool | None:
+        """Bit-exact sign-off (check 3): None when the simulation did not run."""
+        ran = self.report.get("vectors") is not None
+        return self.verification.get("passed") if ran else None
+
+    @property
+    def check1_passed(self) -> bool | None:
+        """Torch float64 == integer reference (check 1): None when it did not run."""
+        mismatches = self.check1.get("mismatches")
+        return None if mismatches is None else mismatches == 0
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{what} {path} is not valid JSON: {error.msg} (line {error.lineno})"
+        ) from None
+
+
+def load_run(run_dir: str | Path, report: dict[str, Any] | None = None) -> RunData:
+    """Read a run folder: ``report.json``, ``model/``, ``rtl/manifest.json``, ``synth/``.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A folder written by ``hgq-rtl run``.
+    report : dict, optional
+        The ``report.json`` document; read from ``run_dir`` when not given.
+
+    Returns
+    -------
+    RunData
+        Everything the report is drawn from; missing parts (no model, no synthesis) are None
+        or empty and the report says "not run".
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder or its ``report.json`` is missing.
+    ValueError
+        If a file is not what ``hgq-rtl run`` writes, or the model folder does not load.
+    """
+    from ..ir import io as ir_io
+    from ..ir import reference
+    from ..ir.fixed import bit_span
+    from ..ir.model import DenseLayer
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder {run_dir} does not exist")
+    if report is None:
+        path = run_dir / REPORT_JSON
+        if not path.is_file():
+            raise FileNotFoundError(f"{run_dir} has no {REPORT_JSON}: is it an hgq-rtl run folder?")
+        report = _read_json(path, "report")
+    if not isinstance(report, dict) or not {"dataset", "layers"} <= report.keys():
+        raise ValueError(f"{run_dir / REPORT_JSON} is not an hgq-rtl run report")
+    data = RunData(run_dir, report)
+
+    for folder in (run_dir / "model", run_dir / "rtl" / "model"):
+        if folder.is_dir():
+            ir = ir_io.load(folder)
+            data.model_name = ir.name
+            data.input_width = np.asarray(ir.input.width)
+            for layer, fmt in zip(ir.layers, ir.input_formats(), strict=True):
+                if not isinstance(layer, DenseLayer):  # only dense layers have weights to show
+                    continue
+                data.layers.append(
+                    LayerBits(
+                        name=layer.name,
+                        weight_bits=bit_span(layer.weight),
+                        input_width=np.asarray(fmt.width),
+                        output_width=np.asarray(layer.output.width),
+                        bias_nonzero=int((layer.bias != 0).sum()),
+                        ebops=reference.layer_ebops(layer, fmt),
+                    )
+                )
+            break
+    else:
+        data.model_note = f"{run_dir} has no model/ folder: the bit widths are not shown"
+
+    manifest = run_dir / "rtl" / "manifest.json"
+    if manifest.is_file():
+        data.manifest = _read_json(manifest, "manifest")
+    synth_path = run_dir / "synth" / "synth_report.json"
+    if synth_path.is_file():
+        data.synth_report = _read_json(synth_path, "synthesis report")
+    for source in (data.synth_report or {}, report.get("synthesis") or {}):
+        per_layer = source.get("per_layer") if isinstance(source, dict) else None
+        if isinstance(per_layer, dict) and per_layer:
+            data.per_layer_resources = per_layer
+            break
+    return data
+
+
+def history_points(report: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The training history's finite points: epochs, EBOPs (training estimate), val accuracy."""
+    epochs, ebops, accuracy = [], [], []
+    for k, row in enumerate(report.get("history") or []):
+        if not isinstance(row, dict):
+            continue
+        e, a = row.get("ebops"), row.get("val_accuracy")
+        if isinstance(e, int | float) and isinstance(a, int | float):
+            if math.isfinite(e) and math.isfinite(a):
+                epochs.append(int(row.get("epoch", k)))
+                ebops.append(float(e))
+                accuracy.append(float(a))
+    return np.array(epochs, np.int64), np.array(ebops), np.array(accuracy)
