@@ -44,8 +44,10 @@ import numpy as np
 
 from hgq_rtl.ir import io as ir_io
 from hgq_rtl.ir import reference
+from hgq_rtl.ir.dense import DenseLayer, accumulator_range
 from hgq_rtl.ir.fixed import Activation, Overflow, RoundMode, bits_for_range
-from hgq_rtl.ir.model import DenseLayer, IRModel, TensorFormat, accumulator_range
+from hgq_rtl.ir.formats import TensorFormat
+from hgq_rtl.ir.model import IRModel
 from rtl_gen.emit import RtlOptions, build, emit
 from rtl_gen.simulate import simulate
 from rtl_gen.synth import SynthError, synthesize

@@ -302,7 +302,8 @@ def verify_design(
     With ``waves_dir``, the build, logs and a waveform are kept there. A design generated with
     debug taps has every hidden layer's output compared too (cocotb engine).
     """
-    from hgq_rtl_sim.runner import load_manifest, verify
+    from hgq_rtl_sim.manifest import load_manifest
+    from hgq_rtl_sim.runner import verify
 
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")

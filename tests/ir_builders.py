@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hgq_rtl.ir.model import DenseLayer, TensorFormat
+from hgq_rtl.ir.dense import DenseLayer
+from hgq_rtl.ir.formats import TensorFormat
 
 
 def fmt(signed, int_bits, frac_bits) -> TensorFormat:

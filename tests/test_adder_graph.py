@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 
+from hgq_rtl.ir.dense import DenseLayer
 from hgq_rtl.ir.fixed import RoundMode
-from hgq_rtl.ir.model import DenseLayer, TensorFormat
-from rtl_gen import adder_graph
-from rtl_gen.adder_graph import SharedAdderGraph, Term, _tri
+from hgq_rtl.ir.formats import TensorFormat
+from rtl_gen import adder_patterns
+from rtl_gen.adder_graph import SharedAdderGraph
+from rtl_gen.adder_patterns import Term, _tri
 from rtl_gen.adder_tree import Node, RangeModel, csd
 from rtl_gen.components import DensePlan
 
@@ -194,8 +196,8 @@ def test_graph_makes_the_same_choices_as_recounting_greedy(seed, max_depth):
 def test_sparse_table_and_small_chunks_make_the_same_choices(monkeypatch):
     """Patterns past the dense key range are found by binary search; pair keys are computed in
     chunks: with a tiny dense range and tiny chunks the plan is the recounting greedy's still."""
-    monkeypatch.setattr(adder_graph, "_DENSE_ENTRIES", 200)
-    monkeypatch.setattr(adder_graph, "_CHUNK", 7)
+    monkeypatch.setattr(adder_patterns, "_DENSE_ENTRIES", 200)
+    monkeypatch.setattr(adder_patterns, "_CHUNK", 7)
     _, ranges, outputs, inputs = _random_terms(5, outputs=12, inputs=10)
     graph = SharedAdderGraph(ranges, outputs, inputs, max_depth=3)
     assert graph._dense < _tri(10) * graph._stride, "inputs' patterns must reach the sparse part"

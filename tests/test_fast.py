@@ -24,8 +24,9 @@ from test_sim import random_inputs, reference, tiny_pipe_verilog, write_design
 from hgq_rtl.ir import reference as ir_reference
 from hgq_rtl.ir.fixed import Activation, Overflow, RoundMode
 from hgq_rtl.ir.random import LayerSpec, ModelSpec, model_from_spec
-from hgq_rtl_sim.fast import build_harness, verify_fast, verify_fast_stream
-from hgq_rtl_sim.runner import SimulatorNotFoundError, VerifyResult
+from hgq_rtl_sim.fast import verify_fast, verify_fast_stream
+from hgq_rtl_sim.fast_build import build_harness
+from hgq_rtl_sim.result import SimulatorNotFoundError, VerifyResult
 from rtl_gen.emit import RtlOptions, emit
 
 CLI = [sys.executable, "-m", "hgq_rtl.cli"]

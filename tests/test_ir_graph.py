@@ -1,5 +1,5 @@
 """The IR as a graph: max pooling, addition, concatenation, lookup tables and requantization
-(hgq_rtl.ir.model, .reference, .io, .overflow), and the RTL generator's refusal of graphs.
+(hgq_rtl.ir.layers, .model, .reference, .io, .overflow), and the RTL generator's refusal of graphs.
 
 Every expected integer comes from plain Python loops over a few samples written here from
 docs/ir.md (``_expected_*``), or is worked out by hand in a comment — never from the reference.
@@ -38,14 +38,9 @@ from hgq_rtl.ir import (
     save,
 )
 from hgq_rtl.ir import io as ir_io
-from hgq_rtl.ir.model import (
-    MAX_TABLE_ENTRIES,
-    _slice_extrema,
-    accumulator_range,
-    concat_formats,
-    exact_add_format,
-    exact_maxpool_format,
-)
+from hgq_rtl.ir.dense import accumulator_range
+from hgq_rtl.ir.formats import concat_formats, exact_add_format, exact_maxpool_format
+from hgq_rtl.ir.layers import MAX_TABLE_ENTRIES, _slice_extrema
 from hgq_rtl.ir.overflow import overflow_report
 from hgq_rtl.ir.random import random_dense, random_format, random_graph
 from hgq_rtl.ir.reference import random_inputs

@@ -32,7 +32,7 @@ from hgq_rtl.ir import (
     save,
 )
 from hgq_rtl.ir import io as ir_io
-from hgq_rtl.ir.model import accumulator_frac_bits
+from hgq_rtl.ir.dense import accumulator_frac_bits
 from hgq_rtl.ir.reference import layer_ebops, random_inputs
 
 # --------------------------------------------------------------------------- helpers

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from hgq_rtl.ir import reference
+from hgq_rtl.ir.dense import DenseLayer
 from hgq_rtl.ir.fixed import Activation, Overflow, RoundMode
-from hgq_rtl.ir.model import DenseLayer, IRModel, TensorFormat
+from hgq_rtl.ir.formats import TensorFormat
+from hgq_rtl.ir.model import IRModel
 from hgq_rtl.ir.random import random_dense, random_format, random_model
 from rtl_gen.adder_tree import RangeModel, csd, dot_product_leaves, plan_sum
 from rtl_gen.components import DenseComponent, DensePlan, NetworkComponent

@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 
 from hgq_rtl_sim.bus import BusElement, BusLayout
-from hgq_rtl_sim.runner import SimulatorNotFoundError, VerifyResult, load_manifest, verify
+from hgq_rtl_sim.manifest import load_manifest
+from hgq_rtl_sim.result import SimulatorNotFoundError, VerifyResult
+from hgq_rtl_sim.runner import verify
 from hgq_rtl_sim.scoreboard import score
 
 # (name, lsb, width, signed)

@@ -3,18 +3,12 @@
 Imports only numpy and the standard library, so other tools can read and write it.
 """
 
+from .dense import DenseLayer
 from .fixed import Activation, FixedFormat, Overflow, RoundMode
+from .formats import TensorFormat
 from .io import IRFormatError, load, save
-from .model import (
-    AddLayer,
-    ConcatLayer,
-    DenseLayer,
-    IRModel,
-    LookupLayer,
-    MaxPoolLayer,
-    QuantizeLayer,
-    TensorFormat,
-)
+from .layers import AddLayer, ConcatLayer, LookupLayer, MaxPoolLayer, QuantizeLayer
+from .model import IRModel
 from .reference import ebops, predict, quantize_input, run, run_all, run_named
 
 __all__ = [

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from .fixed import Activation, Overflow, RoundMode
-from .model import LAYER_TYPES, IRModel, Layer, TensorFormat
+from .formats import TensorFormat
+from .model import LAYER_TYPES, IRModel, Layer
 
 SCHEMA = "hgq-rtl-ir"
 #: The version :func:`save` writes for a model that version 1 cannot express (layer kinds

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from .fixed import Overflow, overflow
-from .model import MODEL_INPUT, IRModel, TensorFormat, can_overflow
+from .formats import TensorFormat
+from .model import MODEL_INPUT, IRModel, can_overflow
 from .reference import pre_overflow, round_input
 
 #: Rows handled per pass (bounds memory on large data sets).

@@ -14,20 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .dense import DenseLayer
 from .fixed import Activation, Overflow, RoundMode
-from .model import (
-    AddLayer,
-    ConcatLayer,
-    DenseLayer,
-    IRModel,
-    LookupLayer,
-    MaxPoolLayer,
-    QuantizeLayer,
-    TensorFormat,
-    concat_formats,
-    exact_add_format,
-    exact_maxpool_format,
-)
+from .formats import TensorFormat, concat_formats, exact_add_format, exact_maxpool_format
+from .layers import AddLayer, ConcatLayer, LookupLayer, MaxPoolLayer, QuantizeLayer
+from .model import IRModel
 
 
 def random_format(rng: np.random.Generator, size: int, *, max_width: int = 10) -> TensorFormat:

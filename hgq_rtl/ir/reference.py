@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .dense import DenseLayer, accumulator_frac_bits
 from .fixed import Activation, RoundMode, bit_span, overflow, shift_round
-from .model import (
-    MODEL_INPUT,
-    AddLayer,
-    ConcatLayer,
-    DenseLayer,
-    IRModel,
-    Layer,
-    LookupLayer,
-    MaxPoolLayer,
-    QuantizeLayer,
-    TensorFormat,
-    accumulator_frac_bits,
-    alignment_shifts,
-    can_overflow,
-    quantize_shifts,
-)
+from .formats import TensorFormat, alignment_shifts
+from .layers import AddLayer, ConcatLayer, LookupLayer, MaxPoolLayer, QuantizeLayer, quantize_shifts
+from .model import MODEL_INPUT, IRModel, Layer, can_overflow
 
 
 def quantize_input(ir: IRModel, x: np.ndarray) -> np.ndarray:

@@ -165,8 +165,8 @@ def load_run(run_dir: str | Path, report: dict[str, Any] | None = None) -> RunDa
     """
     from ..ir import io as ir_io
     from ..ir import reference
+    from ..ir.dense import DenseLayer
     from ..ir.fixed import bit_span
-    from ..ir.model import DenseLayer
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

@@ -28,24 +28,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ir import reference
+from ..ir.dense import DenseLayer, accumulator_frac_bits, accumulator_range
 from ..ir.fixed import Activation, Overflow, RoundMode
-from ..ir.model import (
-    MAX_TABLE_ENTRIES,
-    AddLayer,
-    ConcatLayer,
-    DenseLayer,
-    IRModel,
-    LookupLayer,
-    MaxPoolLayer,
-    QuantizeLayer,
+from ..ir.formats import (
     TensorFormat,
-    accumulator_frac_bits,
-    accumulator_range,
     concat_formats,
     exact_add_format,
     exact_maxpool_format,
     format_of_ranges,
 )
+from ..ir.layers import (
+    MAX_TABLE_ENTRIES,
+    AddLayer,
+    ConcatLayer,
+    LookupLayer,
+    MaxPoolLayer,
+    QuantizeLayer,
+)
+from ..ir.model import IRModel
 from .layers import (
     QActivation,
     QAdd,

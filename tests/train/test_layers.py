@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from hgq_rtl.ir import reference
+from hgq_rtl.ir.dense import DenseLayer
 from hgq_rtl.ir.fixed import Activation, bit_span
-from hgq_rtl.ir.model import DenseLayer, LookupLayer
+from hgq_rtl.ir.layers import LookupLayer
 from hgq_rtl.train.config import TrainConfig
 from hgq_rtl.train.cost import ebops
 from hgq_rtl.train.freeze import check_frozen, freeze, torch_integers

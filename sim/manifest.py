@@ -1,0 +1,84 @@
+"""Reading a generated design's ``manifest.json`` (:func:`load_manifest`): its schema, ports,
+element formats and latency, checked against the Verilog (and the model) by their sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from .bus import BusLayout
+
+MANIFEST_SCHEMA = "hgq-rtl-manifest"
+MANIFEST_SCHEMA_VERSION = 1
+
+
+def load_manifest(rtl_dir: Path) -> dict[str, Any]:
+    """Read and validate ``rtl_dir/manifest.json``; checks the Verilog file's sha256.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the manifest or the Verilog file it names is missing.
+    ValueError
+        If the manifest's schema or fields are wrong, or the Verilog's sha256 differs
+        (``"manifest does not match <file>: sha256 differs"``).
+    """
+    rtl_dir = Path(rtl_dir)
+    path = rtl_dir / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{rtl_dir} must hold manifest.json; it does not")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} must be JSON: {error}") from error
+    if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA:
+        schema = manifest.get("schema") if isinstance(manifest, dict) else manifest
+        raise ValueError(f"{path} schema must be {MANIFEST_SCHEMA!r}, not {schema!r}")
+    version = manifest.get("schema_version")
+    if type(version) is not int or version != MANIFEST_SCHEMA_VERSION:  # JSON true is not 1
+        raise ValueError(
+            f"{path} schema_version must be {MANIFEST_SCHEMA_VERSION}, "
+            f"not {manifest.get('schema_version')!r}"
+        )
+    for key in ("top", "verilog", "clock", "reset", "latency_cycles", "input", "output"):
+        if key not in manifest:
+            raise ValueError(f"{path} must have the field {key!r}")
+    latency = manifest["latency_cycles"]
+    if not isinstance(latency, int) or isinstance(latency, bool) or latency < 0:
+        raise ValueError(f"{path} latency_cycles must be a non-negative int, not {latency!r}")
+    for key in ("top", "verilog", "clock", "reset"):
+        if not isinstance(manifest[key], str) or not manifest[key]:
+            raise ValueError(f"{path} {key} must be a non-empty string, not {manifest[key]!r}")
+    if Path(manifest["verilog"]).name != manifest["verilog"]:
+        raise ValueError(
+            f"{path} verilog must name a file in {rtl_dir}, not {manifest['verilog']!r}"
+        )
+    for bus in ("input", "output"):
+        layout = BusLayout.from_manifest(bus, manifest[bus])
+        total = sum(element.width for element in layout.elements)
+        if layout.width != max(total, 1):  # packed without gaps; a port is at least 1 bit
+            raise ValueError(
+                f"{path} {bus} port is {layout.width} bits wide but its elements hold {total}"
+            )
+    hashes = manifest.get("hashes", {})
+    if not isinstance(hashes, dict):
+        raise ValueError(f"{path} hashes must be an object, not {hashes!r}")
+
+    verilog = rtl_dir / manifest["verilog"]
+    if not verilog.is_file():
+        raise FileNotFoundError(f"{path} names {manifest['verilog']}, which is not in {rtl_dir}")
+    recorded = hashes.get("verilog_sha256")
+    if hashlib.sha256(verilog.read_bytes()).hexdigest() != recorded:
+        raise ValueError(f"manifest does not match {verilog.name}: sha256 differs")
+    model_json = rtl_dir / str(manifest.get("model", "model")) / "model.json"
+    recorded = hashes.get("model_sha256")
+    if recorded is not None and model_json.is_file():
+        if hashlib.sha256(model_json.read_bytes()).hexdigest() != recorded:
+            raise ValueError(
+                f"manifest does not match {model_json.relative_to(rtl_dir)}: sha256 differs "
+                "(the model changed after the Verilog was generated)"
+            )
+    return manifest
