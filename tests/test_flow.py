@@ -153,8 +153,8 @@ def test_check3_on_icarus_agrees(random_design: Path):
 @pytest.mark.slow
 def test_run_keeps_the_log_of_a_failing_synthesis_tool(tmp_path: Path, monkeypatch):
     """The run folder is built in a temporary sibling; a failing tool's log must outlive it."""
-    from hgq_rtl.train.config import TrainConfig
     from hgq_rtl.flow import RunOptions, run
+    from hgq_rtl.train.config import TrainConfig
     from rtl_gen import synth
 
     fake = tmp_path / "bin" / "fake-yosys"

@@ -212,8 +212,8 @@ def test_load_rows(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def frozen(tmp_path_factory):
-    from hgq_rtl.train.config import TrainConfig
     from hgq_rtl.data import load_digits
+    from hgq_rtl.train.config import TrainConfig
     from hgq_rtl.train.freeze import freeze
     from hgq_rtl.train.loop import train
 
