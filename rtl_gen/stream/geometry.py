@@ -25,7 +25,12 @@ Size = int | tuple[int, ...]
 
 
 def _per_dim(value: Size, ndim: int, what: str, minimum: int) -> tuple[int, ...]:
-    values = (value,) * ndim if isinstance(value, int | np.integer) else tuple(value)
+    if isinstance(value, int | np.integer):
+        values = (value,) * ndim
+    elif isinstance(value, tuple | list):
+        values = tuple(value)
+    else:
+        values = ()
     if len(values) != ndim or not all(
         isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values
     ):
@@ -69,10 +74,10 @@ class WindowGeometry:
             raise ValueError(f"channels must be a positive integer, not {self.channels!r}")
         object.__setattr__(self, "channels", int(self.channels))
         size = self.in_size
-        if isinstance(size, int | np.integer) or len(tuple(size)) not in (1, 2):
+        if not isinstance(size, tuple | list) or len(size) not in (1, 2):
             raise ValueError(f"in_size must be (L,) or (H, W), not {size!r}")
-        ndim = len(tuple(size))
-        object.__setattr__(self, "in_size", _per_dim(tuple(size), ndim, "in_size", 1))
+        ndim = len(size)
+        object.__setattr__(self, "in_size", _per_dim(size, ndim, "in_size", 1))
         object.__setattr__(self, "kernel", _per_dim(self.kernel, ndim, "kernel", 1))
         object.__setattr__(self, "stride", _per_dim(self.stride, ndim, "stride", 1))
         object.__setattr__(self, "padding", _per_dim(self.padding, ndim, "padding", 0))

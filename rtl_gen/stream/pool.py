@@ -138,7 +138,7 @@ class MaxTree(wiring.Component):
         for i, ((value, _, _),) in enumerate(groups):
             width, lsb = self.output_layout.width[i], self.output_layout.lsb[i]
             if width:
-                m.d.sync += y[lsb : lsb + width].eq(value[:width])
+                m.d.sync += y[lsb : lsb + width].eq(value)  # sign-extends
         m.d.comb += self.y.eq(y)
         return m
 
