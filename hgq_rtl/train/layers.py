@@ -49,6 +49,9 @@ class QInput(nn.Module):
         range (saturation by default).
     granularity
         One fractional-bit count per element, channel or tensor.
+    channel_ranges
+        Sign and integer bits per channel instead of per element (for streaming designs; see
+        :class:`~hgq_rtl.train.quantizers.ActivationQuantizer`).
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class QInput(nn.Module):
         round_mode: RoundMode = RoundMode.RND,
         overflow: Overflow = Overflow.SAT,
         granularity: Granularity = Granularity.ELEMENT,
+        channel_ranges: bool = False,
     ) -> None:
         super().__init__()
         self.shape = _shape(shape, "QInput shape")
@@ -69,6 +73,7 @@ class QInput(nn.Module):
             round_mode=round_mode,
             overflow=overflow,
             granularity=granularity,
+            channel_ranges=channel_ranges,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -88,10 +93,11 @@ class QActivation(nn.Module):
         ``(channels, height, width)`` after a 2-D convolution).
     activation
         ``Activation.RELU`` or ``Activation.LINEAR`` (identity).
-    init_frac_bits, round_mode, overflow, granularity
+    init_frac_bits, round_mode, overflow, granularity, channel_ranges
         Quantizer options: initial fractional bits, rounding, what happens outside the
-        calibrated range in hardware (wrap-around by default: it costs nothing), and how finely
-        fractional bits are learned.
+        calibrated range in hardware (wrap-around by default: it costs nothing), how finely
+        fractional bits are learned, and sign and integer bits per channel instead of per
+        element (for streaming designs).
     """
 
     def __init__(
@@ -103,6 +109,7 @@ class QActivation(nn.Module):
         round_mode: RoundMode = RoundMode.RND,
         overflow: Overflow = Overflow.WRAP,
         granularity: Granularity = Granularity.ELEMENT,
+        channel_ranges: bool = False,
     ) -> None:
         super().__init__()
         self.shape = _shape(shape, "QActivation shape")
@@ -116,6 +123,7 @@ class QActivation(nn.Module):
             round_mode=round_mode,
             overflow=overflow,
             granularity=granularity,
+            channel_ranges=channel_ranges,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

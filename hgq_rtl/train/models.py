@@ -30,8 +30,12 @@ def build_model(config: TrainConfig, input_shape: tuple[int, ...], n_outputs: in
     ``"cnn"``: for each entry of ``config.channels`` a ``config.kernel_size`` convolution
     (no padding), ReLU and max pooling by 2; then ``nn.Flatten``, the ``config.hidden`` dense
     layers with ReLU, and the output layer. It needs ``(channels, length)`` or
-    ``(channels, height, width)`` samples. ``config.batch_norm`` fuses a BatchNorm into every
-    hidden dense and convolution layer. The output is linear (logits or regression values).
+    ``(channels, height, width)`` samples. The input and the convolutions' outputs get one
+    format per channel (fractional bits per channel, sign and integer bits from the channel's
+    range; per tensor with ``granularity="tensor"``) so the network can be generated as a
+    stream, one datapath per layer for all positions. ``config.batch_norm`` fuses a BatchNorm
+    into every hidden dense and convolution layer. The output is linear (logits or regression
+    values).
     """
     input_shape = tuple(int(d) for d in input_shape)
     if not input_shape or min(input_shape) < 1:
@@ -67,7 +71,16 @@ def build_model(config: TrainConfig, input_shape: tuple[int, ...], n_outputs: in
         else (QConv1dBN if config.batch_norm else QConv1d)
     )
     pool = nn.MaxPool2d if two_d else nn.MaxPool1d
-    layers: list[nn.Module] = [QInput(input_shape, **q)]
+    # A streaming design computes every position of a channel on one datapath, so the input
+    # and every convolution output have one format per channel (TENSOR stays per tensor).
+    per_channel = {
+        **q,
+        "granularity": Granularity.TENSOR
+        if granularity is Granularity.TENSOR
+        else Granularity.CHANNEL,
+        "channel_ranges": True,
+    }
+    layers: list[nn.Module] = [QInput(input_shape, **per_channel)]
     shape = input_shape
     for channels in config.channels:
         layer = conv(shape[0], channels, config.kernel_size, **w)
@@ -77,7 +90,7 @@ def build_model(config: TrainConfig, input_shape: tuple[int, ...], n_outputs: in
                 f"samples of shape {input_shape} are too small for {len(config.channels)} "
                 f"convolution/pooling stages of kernel {config.kernel_size}"
             )
-        layers += [layer, QActivation(shape, **q), pool(2)]
+        layers += [layer, QActivation(shape, **per_channel), pool(2)]
         shape = (shape[0], *(size // 2 for size in shape[1:]))
     layers.append(nn.Flatten())
     sizes = (prod(shape), *config.hidden)

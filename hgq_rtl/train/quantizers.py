@@ -171,10 +171,13 @@ class WeightQuantizer(nn.Module):
         init_bits: int = 8,
         round_mode: RoundMode = RoundMode.RND,
         granularity: Granularity = Granularity.ELEMENT,
+        channel_ranges: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(round_mode, RoundMode):
             raise TypeError(f"round_mode must be a RoundMode, not {round_mode!r}")
+        if not isinstance(channel_ranges, bool):
+            raise TypeError(f"channel_ranges must be True or False, not {channel_ranges!r}")
         if init_bits < 1:
             raise ValueError(f"init_bits must be >= 1, not {init_bits}")
         self.round_mode = round_mode
@@ -209,6 +212,11 @@ class ActivationQuantizer(nn.Module):
     epoch with :meth:`reset_ranges`). :meth:`calibrate` fixes sign and integer bits from the
     recorded ranges; from then on, eval-mode forwards apply the overflow mode, exactly like the
     hardware does.
+
+    ``channel_ranges=True`` takes sign and integer bits per channel (dimension 0) from the
+    channel's range over all positions instead of per element: a streaming design computes every
+    position of a channel on one datapath, which needs one format per channel (with
+    ``Granularity.CHANNEL`` fractional bits).
     """
 
     def __init__(
@@ -219,10 +227,13 @@ class ActivationQuantizer(nn.Module):
         round_mode: RoundMode = RoundMode.RND,
         overflow: Overflow = Overflow.WRAP,
         granularity: Granularity = Granularity.ELEMENT,
+        channel_ranges: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(round_mode, RoundMode):
             raise TypeError(f"round_mode must be a RoundMode, not {round_mode!r}")
+        if not isinstance(channel_ranges, bool):
+            raise TypeError(f"channel_ranges must be True or False, not {channel_ranges!r}")
         if not isinstance(overflow, Overflow):
             raise TypeError(f"overflow must be an Overflow, not {overflow!r}")
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
@@ -232,6 +243,7 @@ class ActivationQuantizer(nn.Module):
         self.round_mode = round_mode
         self.overflow = overflow
         self.granularity = granularity
+        self.channel_ranges = channel_ranges
         self.frac_bits = nn.Parameter(
             torch.full(granular_shape(shape, granularity), float(init_frac_bits))
         )
@@ -272,8 +284,13 @@ class ActivationQuantizer(nn.Module):
     def observed_format(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(signed, int_bits, frac_bits)`` covering the ranges observed so far (no gradient)."""
         frac_bits = self.element_frac_bits()
-        low = torch.where(torch.isinf(self.low), torch.zeros_like(self.low), self.low)
-        high = torch.where(torch.isinf(self.high), torch.zeros_like(self.high), self.high)
+        low, high = self.low, self.high
+        if self.channel_ranges and low.dim() > 1:
+            positions = tuple(range(1, low.dim()))
+            low = low.amin(dim=positions, keepdim=True).expand(low.shape)
+            high = high.amax(dim=positions, keepdim=True).expand(high.shape)
+        low = torch.where(torch.isinf(low), torch.zeros_like(low), low)
+        high = torch.where(torch.isinf(high), torch.zeros_like(high), high)
         signed, int_bits = range_int_bits(low.double(), high.double(), frac_bits.double())
         return signed, int_bits.to(frac_bits.dtype), frac_bits
 

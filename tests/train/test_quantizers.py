@@ -94,3 +94,52 @@ def test_bad_quantizer_options():
         ActivationQuantizer(3, round_mode="RND")
     with pytest.raises(ValueError, match="init_bits must be >= 1"):
         WeightQuantizer(torch.ones(2), init_bits=0)
+
+
+def test_channel_ranges_give_one_format_per_channel():
+    """With channel_ranges, sign and integer bits come from each channel's range over all
+    positions: every element of a channel gets the same format, wide enough for all of them."""
+    from hgq_rtl.train.quantizers import Granularity
+
+    quantizer = ActivationQuantizer(
+        (2, 3, 4), granularity=Granularity.CHANNEL, channel_ranges=True, init_frac_bits=3
+    )
+    x = torch.zeros(5, 2, 3, 4, dtype=torch.float64)
+    x[0, 0, 1, 2] = 5.5  # channel 0: [0, 5.5] → unsigned, 3 integer bits everywhere
+    x[1, 1, 2, 3] = -9.0  # channel 1: [-9, 0] → signed, 4 integer bits everywhere
+    quantizer.train()
+    quantizer(x)
+    quantizer.calibrate()
+    assert quantizer.signed[0].tolist() == [[False] * 4] * 3
+    assert quantizer.signed[1].tolist() == [[True] * 4] * 3
+    assert set(quantizer.int_bits[0].flatten().tolist()) == {3.0}
+    assert set(quantizer.int_bits[1].flatten().tolist()) == {4.0}
+    per_element = ActivationQuantizer((2, 3, 4), granularity=Granularity.CHANNEL)
+    per_element.train()
+    per_element(x)
+    per_element.calibrate()
+    assert per_element.int_bits[0, 0, 0] < 3  # without the option: per element, as before
+
+
+def test_cnn_input_and_conv_outputs_have_one_format_per_channel():
+    """build_model's cnn is stream-ready: the frozen input and every convolution output have
+    one format per channel, and check 1 still holds exactly."""
+    from hgq_rtl.train.config import TrainConfig
+    from hgq_rtl.train.freeze import check_frozen, freeze
+    from hgq_rtl.train.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(TrainConfig(arch="cnn", channels=(3,), hidden=(8,)), (2, 9, 9), 4)
+    x = torch.randn(40, 2, 9, 9).numpy()
+    model.train()
+    model(torch.tensor(x))
+    ir = freeze(model, x)
+    assert check_frozen(model, ir, x) == 0
+
+    def per_channel(fmt, channels):
+        for field in (fmt.signed, fmt.int_bits, fmt.frac_bits):
+            rows = field.reshape(channels, -1)
+            assert (rows == rows[:, :1]).all(), field
+
+    per_channel(ir.input, 2)
+    per_channel(ir.layers[0].output, 3)
