@@ -33,7 +33,7 @@ from .nextpnr import (
     parse_nextpnr_log_lut4,
     parse_nextpnr_utilization,
 )
-from .report import CellCounts, FlowReport, SynthReport
+from .report import CellCounts, FlowReport, SynthReport, xilinx_memory
 from .targets import TARGETS
 from .yosys import (
     YosysXilinxHierarchyStep,
@@ -224,6 +224,7 @@ def synthesize(
             yosys_seconds = run(xilinx, yosys_exe)
             counts = _read_report(work / xilinx.stat_name, parse_yosys_xilinx_stat)
 
+        bram, lutram = xilinx_memory(counts.cells)
         ecp5_lut4: int | None = None
         ecp5_ff: int | None = None
         fmax_mhz: float | None = None
@@ -247,6 +248,8 @@ def synthesize(
             yosys_seconds=round(yosys_seconds, 3),
             nextpnr_seconds=None if nextpnr_seconds is None else round(nextpnr_seconds, 3),
             per_layer=layers,
+            bram=bram,
+            lutram=lutram,
         )
         (work / REPORT_NAME).write_text(
             json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8"

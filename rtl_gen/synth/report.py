@@ -41,6 +41,12 @@ class SynthReport:
         Wall time of the Yosys ``synth_xilinx`` run.
     nextpnr_seconds : float or None
         Wall time of the ECP5 flow (Yosys ``synth_ecp5`` plus nextpnr-ecp5); None when skipped.
+    bram : float
+        Block RAM of the same run in RAMB36 tiles (a RAMB18 counts half): line buffers and
+        large tables that Yosys mapped to block RAM.
+    lutram : int
+        Distributed-RAM cells (``RAM32M``, ``RAM64M``, ``RAM64X1D``, ...) of the same run: LUTs
+        used as memory, not counted in ``lut``.
     per_layer : dict or None
         With ``synthesize(..., per_layer=True)``: each layer's (first-level submodule's) LUT,
         FF, CARRY and DSP counts from a ``synth_xilinx`` run that keeps the hierarchy, plus
@@ -60,6 +66,8 @@ class SynthReport:
     yosys_seconds: float
     nextpnr_seconds: float | None
     per_layer: dict[str, dict[str, int]] | None = None
+    bram: float = 0.0
+    lutram: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as a JSON-serialisable dictionary.
@@ -143,6 +151,24 @@ def count_cells(cells: Mapping[str, int], family: str) -> CellCounts:
         )
     lut, ff, carry, dsp = (total(pattern) for pattern in CELL_CLASSES[family])
     return CellCounts(lut=lut, ff=ff, carry=carry, dsp=dsp, cells=dict(cells))
+
+
+#: Xilinx memory cells: block RAM tiles, and LUTs used as distributed RAM.
+_RAMB36 = re.compile(r"RAMB36[A-Z0-9_]*")
+_RAMB18 = re.compile(r"RAMB18[A-Z0-9_]*")
+_LUTRAM = re.compile(
+    r"RAM(32M|64M|32X1[SD]|64X1[SD]|128X1[SD]|256X1[SD]|512X1S|S32|D32|S64E|D64E)[A-Z0-9_]*"
+)
+
+
+def xilinx_memory(cells: Mapping[str, int]) -> tuple[float, int]:
+    """``(block RAM in RAMB36 tiles, distributed-RAM cells)`` of a Xilinx netlist's cells; a
+    RAMB18 counts half a tile."""
+
+    def total(pattern: re.Pattern[str]) -> int:
+        return sum(n for name, n in cells.items() if pattern.fullmatch(name))
+
+    return total(_RAMB36) + 0.5 * total(_RAMB18), total(_LUTRAM)
 
 
 @dataclass(frozen=True)

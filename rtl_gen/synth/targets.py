@@ -22,7 +22,7 @@ from .nextpnr import (
     parse_nextpnr_log_lut4,
     parse_nextpnr_utilization,
 )
-from .report import count_cells
+from .report import count_cells, xilinx_memory
 from .vivado import VivadoStep, parse_vivado_timing_summary, parse_vivado_utilization
 from .yosys import (
     YosysEcp5Step,
@@ -81,9 +81,7 @@ def _vivado_steps(design: DesignInfo, part: str, clock_ns: float) -> list[ToolSt
 def _read_xilinx(out_dir: Path, clock: str) -> dict[str, Any]:
     counts = _read_report(out_dir / YosysXilinxStep.stat_name, parse_yosys_xilinx_stat)
     cells = counts.cells
-    bram = sum(n for c, n in cells.items() if c.startswith("RAMB36")) + 0.5 * sum(
-        n for c, n in cells.items() if c.startswith("RAMB18")
-    )
+    bram, _ = xilinx_memory(cells)
     return {
         "lut": counts.lut,
         "ff": counts.ff,

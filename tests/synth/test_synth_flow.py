@@ -26,6 +26,8 @@ def test_report_to_dict() -> None:
         "yosys_seconds": 0.5,
         "nextpnr_seconds": None,
         "per_layer": None,
+        "bram": 0.0,
+        "lutram": 0,
     }
     json.dumps(report.to_dict())
 

@@ -131,3 +131,11 @@ def test_parse_yosys_hierarchy_counts_instances() -> None:
     layers = parse_yosys_hierarchy(json.dumps({"modules": modules}), "t")
     assert (layers["a"].lut, layers["a"].ff) == (12, 2)  # 2 x (3 x 2 LUT6, 1 FDRE)
     assert layers[TOP_LEVEL].lut == 1
+
+
+def test_xilinx_memory_counts_block_and_distributed_ram():
+    from rtl_gen.synth.report import xilinx_memory
+
+    cells = {"RAMB36E2": 2, "RAMB18E2": 3, "RAM64M8": 4, "RAM32M16": 1, "LUT6": 9, "FDRE": 5}
+    assert xilinx_memory(cells) == (3.5, 5)
+    assert xilinx_memory({"LUT6": 1}) == (0.0, 0)
