@@ -70,7 +70,7 @@ def _edit_json(folder: Path, edit) -> None:
 
 
 def _wrong_version(folder: Path) -> None:
-    _edit_json(folder, lambda d: d.update(schema_version=3))
+    _edit_json(folder, lambda d: d.update(schema_version=4))
 
 
 def _nan_weights(folder: Path) -> None:
@@ -84,7 +84,7 @@ def _unknown_type(folder: Path) -> None:
 BREAKAGES = {
     "malformed-json": (_malformed_json, ("model.json", "not valid JSON")),
     "truncated-npz": (_truncated_npz, ("weights.npz", "NPZ")),
-    "wrong-schema-version": (_wrong_version, ("schema_version 3",)),
+    "wrong-schema-version": (_wrong_version, ("schema_version 4",)),
     "nan-weights": (_nan_weights, ("fc0.weight", "NaN")),
     "unknown-layer-type": (_unknown_type, ("fc1", "lstm")),
 }

@@ -466,7 +466,7 @@ def test_wrong_schema(tmp_path: Path, schema) -> None:
     _load_error(_write_raw(tmp_path / "raw", document, arrays), "schema must be 'hgq-rtl-ir'")
 
 
-@pytest.mark.parametrize("version", [3, 0, "1", "2", None, True])
+@pytest.mark.parametrize("version", [4, 0, "1", "3", None, True])
 def test_wrong_schema_version(tmp_path: Path, version) -> None:
     document, arrays = _raw_valid()
     document["schema_version"] = version

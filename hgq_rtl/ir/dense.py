@@ -4,7 +4,8 @@ For each output ``i``,
 ``acc_i = sum_j (w_ij * x_j) << (F_i - fw_ij - fx_j)  +  b_i << (F_i - fb_i)`` at the
 accumulator's fractional bits ``F_i`` (:func:`accumulator_frac_bits`), then rounded to the
 output's fractional bits, activated and brought into the output format (wrap or saturate).
-Convolutions and average pooling freeze to dense layers with sparse weights.
+A convolution (:class:`~hgq_rtl.ir.spatial.ConvLayer`) is defined by its lowering to a dense
+layer with sparse weights.
 :func:`accumulator_range` gives every accumulator's exact range; :func:`check_accumulators`
 refuses a layer whose accumulators the int64 reference cannot hold exactly.
 

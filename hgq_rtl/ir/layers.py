@@ -10,7 +10,8 @@ and, in ``validate_inputs``, itself against the formats of its inputs:
 * :class:`MaxPoolLayer`, :class:`AddLayer`, :class:`ConcatLayer`, :class:`LookupLayer` — exact:
   their output formats hold every result, so they never round, wrap or saturate.
 
-The registry of all kinds (``LAYER_TYPES``) is in :mod:`hgq_rtl.ir.model`.
+The spatial kinds (conv, maxpool_nd) are in :mod:`hgq_rtl.ir.spatial`; the registry of all
+kinds (``LAYER_TYPES``) is in :mod:`hgq_rtl.ir.model`.
 
 The IR imports only numpy and the standard library.
 """

@@ -4,8 +4,8 @@ Freezing fixes every activation's integer bits from the ranges the calibration d
 no calibration sample overflows. New data may: a value beyond its element's range is wrapped
 (``WRAP``, usually a wildly wrong result) or clipped (``SAT``) by the hardware, silently.
 :func:`overflow_report` runs the integer reference (:mod:`hgq_rtl.ir.reference`) and counts, for
-the input and for every layer that can overflow (dense, quantize), the values that lie outside
-the element's range *before* the overflow mode brings them back in: after rounding and the
+each input and for every layer that can overflow (dense, conv, quantize), the values that lie
+outside the element's range *before* the overflow mode brings them back in: after rounding and the
 activation, exactly what the hardware computes up to its wrap or clamp. ``hgq-rtl check`` prints
 the result. The other layer kinds are exact by construction.
 
@@ -24,8 +24,8 @@ import numpy as np
 
 from .fixed import Overflow, overflow
 from .formats import TensorFormat
-from .model import MODEL_INPUT, IRModel, can_overflow
-from .reference import pre_overflow, round_input
+from .model import IRModel, ModelInput, can_overflow
+from .reference import Inputs, by_input, pre_overflow, round_values
 
 #: Rows handled per pass (bounds memory on large data sets).
 CHUNK_ROWS = 1 << 16
@@ -69,7 +69,8 @@ class ElementOverflow:
 
 @dataclass(frozen=True)
 class LayerOverflow:
-    """Out-of-range values of one tensor: the model input (``name == "input"``) or a layer.
+    """Out-of-range values of one tensor: a model input (``name == "input"`` for a model with
+    one input) or a layer.
 
     ``values``: (sample, element) pairs outside the range; ``samples_affected``: samples with at
     least one; ``worst``: the elements with most of them (most first, then by index).
@@ -145,34 +146,35 @@ class _Tally:
         )
 
 
-def overflow_report(ir: IRModel, x_int: np.ndarray, *, worst: int = 5) -> list[LayerOverflow]:
+def overflow_report(ir: IRModel, x_int: Inputs, *, worst: int = 5) -> list[LayerOverflow]:
     """Count, per tensor, the values outside their calibrated formats on integer inputs.
 
-    ``x_int`` holds integers ``(n, ir.input.size)`` at the input elements' fractional steps but
-    *not yet* brought into the input format (what :func:`hgq_rtl.ir.reference.round_input` gives
-    for real data); values outside the input range are counted, then wrapped or saturated with
-    the model's input overflow mode. Each dense or quantize layer's values are counted after
+    ``x_int`` holds integers ``(n, ir.input.size)`` (for a model with several inputs, a mapping
+    from input name to such an array) at the input elements' fractional steps but *not yet*
+    brought into the input format (what :func:`hgq_rtl.ir.reference.round_input` gives for
+    real data); values outside the input range are counted, then wrapped or saturated with the
+    input's overflow mode. Each dense, conv or quantize layer's values are counted after
     rounding and the activation, before its own ``WRAP``/``SAT``; the layer's true (overflowed)
-    output feeds the layers that read it, as in the hardware. Returns the input's entry, then
-    one per dense or quantize layer in layer order; the exact kinds (maxpool, add, concat,
-    lookup) cannot overflow (their formats hold every result) and have no entry.
+    output feeds the layers that read it, as in the hardware. Returns one entry per model
+    input, then one per dense, conv or quantize layer in layer order; the exact kinds (maxpool,
+    maxpool_nd, add, concat, lookup) cannot overflow (their formats hold every result) and have
+    no entry.
     """
-    x_int = np.asarray(x_int)
-    if x_int.ndim != 2 or x_int.shape[1] != ir.input.size:
-        raise ValueError(f"inputs must have shape (n, {ir.input.size}), not {x_int.shape}")
-    if x_int.dtype != bool and not np.issubdtype(x_int.dtype, np.integer):
-        raise ValueError(f"inputs must be integers, not {x_int.dtype}")
-    if x_int.dtype == np.uint64 and x_int.size and int(x_int.max()) > np.iinfo(np.int64).max:
-        raise ValueError("inputs must fit int64")
+    arrays = by_input(ir, x_int, _integer_rows)
+    arrays = arrays if isinstance(arrays, dict) else {ir.inputs[0].name: arrays}
+    counts = {name: len(array) for name, array in arrays.items()}
+    if len(set(counts.values())) > 1:
+        raise ValueError(f"inputs must have one number of samples, not {counts}")
     if worst < 0:
         raise ValueError(f"worst must be >= 0, not {worst}")
-    x_int = x_int.astype(np.int64)
-    tallies = {MODEL_INPUT: _Tally(ir.input)}
+    tallies = {i.name: _Tally(i.format) for i in ir.inputs}
     tallies |= {layer.name: _Tally(layer.output) for layer in ir.layers if can_overflow(layer)}
-    for start in range(0, max(x_int.shape[0], 1), CHUNK_ROWS):
-        x = x_int[start : start + CHUNK_ROWS]
-        tallies[MODEL_INPUT].add(x)
-        values = {MODEL_INPUT: overflow(x, ir.input.signed, ir.input.width, ir.input_overflow)}
+    for start in range(0, max(max(counts.values()), 1), CHUNK_ROWS):
+        values = {}
+        for i in ir.inputs:
+            x = arrays[i.name][start : start + CHUNK_ROWS]
+            tallies[i.name].add(x)
+            values[i.name] = overflow(x, i.format.signed, i.format.width, i.overflow)
         for layer in ir.layers:
             inputs = tuple(values[name] for name in ir.inputs_of(layer))
             out = pre_overflow(layer, ir.input_formats_of(layer), inputs)
@@ -180,21 +182,40 @@ def overflow_report(ir: IRModel, x_int: np.ndarray, *, worst: int = 5) -> list[L
                 tallies[layer.name].add(out)
                 out = overflow(out, layer.output.signed, layer.output.width, layer.overflow)
             values[layer.name] = out
-    modes = {MODEL_INPUT: ir.input_overflow}
+    modes = {i.name: i.overflow for i in ir.inputs}
     modes |= {layer.name: layer.overflow for layer in ir.layers if can_overflow(layer)}
     return [tally.result(name, modes[name], worst) for name, tally in tallies.items()]
 
 
-def overflow_report_real(ir: IRModel, x_real: np.ndarray, *, worst: int = 5) -> list[LayerOverflow]:
-    """:func:`overflow_report` on real-valued data ``(n, ...)``: each sample is flattened in C
-    order to ``ir.input.size`` features and rounded first."""
-    x_real = np.asarray(x_real)
-    if x_real.ndim >= 2 and int(np.prod(x_real.shape[1:])) != ir.input.size:
-        raise ValueError(
-            f"the data has {int(np.prod(x_real.shape[1:]))} features per row, "
-            f"model {ir.name!r} expects {ir.input.size}"
-        )
-    return overflow_report(ir, round_input(ir, x_real), worst=worst)
+def _integer_rows(model_input: ModelInput, x_int: np.ndarray, what: str) -> np.ndarray:
+    x_int = np.asarray(x_int)
+    size = model_input.format.size
+    if x_int.ndim != 2 or x_int.shape[1] != size:
+        raise ValueError(f"{what} must have shape (n, {size}), not {x_int.shape}")
+    if x_int.dtype != bool and not np.issubdtype(x_int.dtype, np.integer):
+        raise ValueError(f"{what} must be integers, not {x_int.dtype}")
+    if x_int.dtype == np.uint64 and x_int.size and int(x_int.max()) > np.iinfo(np.int64).max:
+        raise ValueError(f"{what} must fit int64")
+    return x_int.astype(np.int64)
+
+
+def overflow_report_real(ir: IRModel, x_real: Inputs, *, worst: int = 5) -> list[LayerOverflow]:
+    """:func:`overflow_report` on real-valued data ``(n, ...)`` (a mapping by input name for
+    several inputs): each sample is flattened in C order to its input's size and rounded
+    first."""
+
+    def rounded(model_input: ModelInput, x: np.ndarray, what: str) -> np.ndarray:
+        x = np.asarray(x)
+        size = model_input.format.size
+        if x.ndim >= 2 and int(np.prod(x.shape[1:])) != size:
+            data = "the data" if what == "inputs" else f"the data of {what}"
+            raise ValueError(
+                f"{data} has {int(np.prod(x.shape[1:]))} features per row, "
+                f"model {ir.name!r} expects {size}"
+            )
+        return round_values(model_input.format, x, what)
+
+    return overflow_report(ir, by_input(ir, x_real, rounded), worst=worst)
 
 
 def any_overflow(reports: list[LayerOverflow]) -> bool:

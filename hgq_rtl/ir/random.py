@@ -1,7 +1,9 @@
 """Random IR models for tests, fuzzing and benchmarks (numpy only).
 
 :func:`random_model` draws a chain of layers of given sizes, :func:`random_graph` a small graph
-with every layer kind. For fuzzing, a :class:`ModelSpec`
+with every layer kind, :func:`random_cnn` a small convolutional network (conv → quantize →
+maxpool_nd → dense, built from :func:`random_conv` and :func:`random_maxpool_nd`) and
+:func:`random_two_inputs` a model with two named inputs. For fuzzing, a :class:`ModelSpec`
 states a network's shape and modes explicitly (what a property-based test draws and shrinks) and
 :func:`model_from_spec` fills in formats, weights and biases from the spec's seed;
 :func:`random_spec` draws a spec with numpy (for benchmarks).
@@ -18,7 +20,8 @@ from .dense import DenseLayer
 from .fixed import Activation, Overflow, RoundMode
 from .formats import TensorFormat, concat_formats, exact_add_format, exact_maxpool_format
 from .layers import AddLayer, ConcatLayer, LookupLayer, MaxPoolLayer, QuantizeLayer
-from .model import IRModel
+from .model import IRModel, ModelInput
+from .spatial import ConvLayer, MaxPoolNdLayer, output_size, pool_windows
 
 
 def random_format(rng: np.random.Generator, size: int, *, max_width: int = 10) -> TensorFormat:
@@ -141,6 +144,145 @@ def random_lookup(
         slices.append(rng.integers(out_lo[i], out_hi[i] + 1, int(hi[i] - lo[i] + 1)))
         used += slices[-1].size
     return LookupLayer(name, lo, offsets, np.concatenate(slices), output)
+
+
+# ------------------------------------------------------------------------ spatial and inputs
+
+
+def random_conv(
+    rng: np.random.Generator,
+    name: str,
+    in_shape: tuple[int, ...],
+    out_channels: int,
+    kernel: int | tuple[int, ...] = 3,
+    *,
+    stride: int | tuple[int, ...] = 1,
+    padding: int | tuple[int, ...] = 0,
+    dilation: int | tuple[int, ...] = 1,
+    groups: int = 1,
+    weight_bits: int = 4,
+    activation: Activation | None = None,
+    round_mode: RoundMode | None = None,
+    overflow: Overflow | None = None,
+) -> ConvLayer:
+    """A conv layer over ``in_shape`` with sparse random integer weights, random biases, modes
+    (unless given) and output formats."""
+    dims = len(in_shape) - 1
+    kernel = (kernel,) * dims if isinstance(kernel, int) else tuple(kernel)
+    shape = (out_channels, in_shape[0] // groups, *kernel)
+    weight = rng.integers(-(1 << weight_bits), 1 << weight_bits, shape)
+    weight[rng.random(shape) < 0.3] = 0
+    geometry = (stride, padding, dilation)
+    spatial = [_per_dim(v, dims) for v in geometry]
+    sizes = in_shape[1:], kernel, *spatial
+    positions = [max(output_size(*dim), 0) for dim in zip(*sizes, strict=True)]
+    out = out_channels * int(np.prod(positions))  # 0 if empty: ConvLayer says why
+    return ConvLayer(
+        name=name,
+        in_shape=tuple(in_shape),
+        weight=weight,
+        weight_frac_bits=rng.integers(-2, 7, shape),
+        bias=rng.integers(-(1 << 8), 1 << 8, out_channels) * (rng.random(out_channels) < 0.7),
+        bias_frac_bits=rng.integers(0, 8, out_channels),
+        output=random_format(rng, out),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        activation=activation or rng.choice(list(Activation)),
+        round_mode=round_mode or rng.choice(list(RoundMode)),
+        overflow=overflow or rng.choice(list(Overflow)),
+    )
+
+
+def _per_dim(value: int | tuple[int, ...], dims: int) -> tuple[int, ...]:
+    return (value,) * dims if isinstance(value, int) else tuple(value)
+
+
+def random_maxpool_nd(
+    rng: np.random.Generator,
+    name: str,
+    input_format: TensorFormat,
+    in_shape: tuple[int, ...],
+    kernel: int | tuple[int, ...] | None = None,
+    *,
+    stride: int | tuple[int, ...] | None = None,
+    padding: int | tuple[int, ...] | None = None,
+    dilation: int | tuple[int, ...] = 1,
+) -> MaxPoolNdLayer:
+    """A maxpool_nd layer over ``in_shape`` data of ``input_format`` with the exact (smallest)
+    output format. What is not given is drawn: ``kernel`` 1 to 3 (at most each spatial size),
+    ``padding`` 0 to ``kernel // 2`` per dimension; ``stride`` defaults to ``kernel``."""
+    dims = len(in_shape) - 1
+    if kernel is None:
+        kernel = tuple(int(rng.integers(1, min(3, size) + 1)) for size in in_shape[1:])
+    kernel = _per_dim(kernel, dims)
+    if padding is None:
+        padding = tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel)
+    stride = kernel if stride is None else _per_dim(stride, dims)
+    padding, dilation = _per_dim(padding, dims), _per_dim(dilation, dims)
+    windows = pool_windows(tuple(in_shape), kernel, stride, padding, dilation)
+    output = exact_maxpool_format(input_format, windows)
+    return MaxPoolNdLayer(name, tuple(in_shape), kernel, output, stride, padding, dilation)
+
+
+def random_cnn(
+    rng: np.random.Generator,
+    in_shape: tuple[int, ...] = (2, 6, 6),
+    channels: int = 3,
+    *,
+    kernel: int = 3,
+    padding: int = 1,
+    groups: int = 1,
+    outputs: int = 3,
+    name: str = "random_cnn",
+) -> IRModel:
+    """A small convolutional network with random formats, weights and modes, its input shaped
+    ``in_shape`` (``(C, L)`` or ``(C, H, W)``)::
+
+        input ─► conv_0 ─► quantize_0 ─► maxpool_0 (kernel 2, padding 1) ─► dense_0
+    """
+    fmt = random_format(rng, int(np.prod(in_shape)))
+    conv = random_conv(rng, "conv_0", in_shape, channels, kernel, padding=padding, groups=groups)
+    quantize = QuantizeLayer(
+        "quantize_0",
+        random_format(rng, conv.output.size, max_width=6),
+        rng.choice(list(Activation)),
+        rng.choice(list(RoundMode)),
+        rng.choice(list(Overflow)),
+    )
+    pool = random_maxpool_nd(rng, "maxpool_0", quantize.output, conv.out_shape, 2, padding=1)
+    dense = random_dense(rng, "dense_0", pool.output, outputs)
+    model_input = ModelInput("input", fmt, tuple(in_shape))
+    return IRModel(name, None, (conv, quantize, pool, dense), inputs=(model_input,))
+
+
+def random_two_inputs(
+    rng: np.random.Generator, shapes: tuple[tuple[int, ...], ...] = ((2, 3), (4,))
+) -> IRModel:
+    """A model with one named input per shape (``x0``, ``x1``, ...), each read by its own dense
+    layer, then concatenated and read by a last dense layer::
+
+        x0 ─► dense_0 ─┐
+        x1 ─► dense_1 ─┴─► concat_0 ─► dense_2
+    """
+    inputs = tuple(
+        ModelInput(f"x{k}", random_format(rng, int(np.prod(shape))), tuple(shape))
+        for k, shape in enumerate(shapes)
+    )
+    denses = [
+        dataclasses.replace(
+            random_dense(rng, f"dense_{k}", model_input.format, 3), inputs=(model_input.name,)
+        )
+        for k, model_input in enumerate(inputs)
+    ]
+    concat = ConcatLayer(
+        "concat_0",
+        concat_formats([dense.output for dense in denses]),
+        inputs=tuple(dense.name for dense in denses),
+    )
+    last = random_dense(rng, f"dense_{len(denses)}", concat.output, 2)
+    return IRModel("random_inputs", None, (*denses, concat, last), inputs=inputs)
 
 
 # ------------------------------------------------------------------------------------ fuzzing

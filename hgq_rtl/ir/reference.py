@@ -1,6 +1,15 @@
-"""Pure-integer numpy reference of an :class:`IRModel`: the oracle for every tier."""
+"""Pure-integer numpy reference of an :class:`IRModel`: the oracle for every tier.
+
+Inputs: a model with one input takes one array (``(n, size)`` integers, or ``(n, ...)`` real
+samples for :func:`quantize_input`); a model with several inputs takes a mapping from each
+input's name to its array (every input, nothing else, all with the same ``n``), and the
+functions that return inputs return such a mapping too. A single-input model also accepts a
+mapping ``{name: array}`` (and then returns one).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -8,31 +17,75 @@ from .dense import DenseLayer, accumulator_frac_bits
 from .fixed import Activation, RoundMode, bit_span, overflow, shift_round
 from .formats import TensorFormat, alignment_shifts
 from .layers import AddLayer, ConcatLayer, LookupLayer, MaxPoolLayer, QuantizeLayer, quantize_shifts
-from .model import MODEL_INPUT, IRModel, Layer, can_overflow
+from .lowering import lower_layer
+from .model import IRModel, Layer, ModelInput, can_overflow
+
+#: Integer or real inputs of a model: one array, or a mapping from input name to array.
+Inputs = np.ndarray | Mapping[str, np.ndarray]
 
 
-def quantize_input(ir: IRModel, x: np.ndarray) -> np.ndarray:
-    """Real-valued inputs ``(n, ...)`` to the integers ``(n, features)`` the hardware receives.
+def by_input(
+    ir: IRModel, x: Inputs, function: Callable[[ModelInput, np.ndarray, str], np.ndarray]
+) -> np.ndarray | dict[str, np.ndarray]:
+    """``function(model_input, array, what)`` on each input's array of ``x``, with ``what``
+    naming the array in messages (``"inputs"``, or ``"inputs['a']"``); returns one array when
+    ``x`` is one array (a single-input model), else a dict by input name.
+
+    Raises ``ValueError`` when a model with several inputs gets one array, or when the mapping
+    lacks an input or names one the model does not have.
+    """
+    if not isinstance(x, Mapping):
+        if len(ir.inputs) != 1:
+            raise ValueError(
+                f"model {ir.name!r} has {len(ir.inputs)} inputs ({', '.join(ir.input_names)}): "
+                f"pass a mapping from input name to array, not {type(x).__name__}"
+            )
+        return function(ir.inputs[0], x, "inputs")
+    missing = [name for name in ir.input_names if name not in x]
+    if missing:
+        raise ValueError(f"inputs lack the model input {missing[0]!r} (model {ir.name!r})")
+    unknown = [name for name in x if name not in ir.input_names]
+    if unknown:
+        raise ValueError(
+            f"inputs name {unknown[0]!r}, which is not an input of model {ir.name!r} "
+            f"({', '.join(ir.input_names)})"
+        )
+    return {i.name: function(i, x[i.name], f"inputs[{i.name!r}]") for i in ir.inputs}
+
+
+def quantize_input(ir: IRModel, x: Inputs) -> np.ndarray | dict[str, np.ndarray]:
+    """Real-valued inputs ``(n, ...)`` to the integers ``(n, features)`` the hardware receives
+    (per input: one array or a mapping, see the module docstring).
 
     Each sample is flattened in C order (a ``(n, C, H, W)`` batch becomes ``(n, C*H*W)``),
     rounded to each element's fractional bits (ties up, as the torch input quantizer does in
-    float64), and brought into the input format with the model's input overflow mode.
+    float64), and brought into the input's format with its overflow mode.
     """
-    scaled = round_input(ir, x)
-    return overflow(scaled, ir.input.signed, ir.input.width, ir.input_overflow)
+
+    def quantize(model_input: ModelInput, values: np.ndarray, what: str) -> np.ndarray:
+        fmt = model_input.format
+        scaled = round_values(fmt, values, what)
+        return overflow(scaled, fmt.signed, fmt.width, model_input.overflow)
+
+    return by_input(ir, x, quantize)
 
 
-def round_input(ir: IRModel, x: np.ndarray) -> np.ndarray:
+def round_input(ir: IRModel, x: Inputs) -> np.ndarray | dict[str, np.ndarray]:
     """Steps 1–2 of :func:`quantize_input`: real inputs rounded to each element's step, as
     ``int64`` clipped to ``[-2**62, 2**62]``, *before* the input overflow mode is applied."""
+    return by_input(ir, x, lambda i, values, what: round_values(i.format, values, what))
+
+
+def round_values(fmt: TensorFormat, x: np.ndarray, what: str = "inputs") -> np.ndarray:
+    """Steps 1–2 of :func:`quantize_input` for one input of format ``fmt``."""
     x = np.asarray(x, np.float64)
     if x.ndim >= 2:
         x = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
-    if x.ndim != 2 or x.shape[1] != ir.input.size:
-        raise ValueError(f"inputs must have shape (n, {ir.input.size}), not {x.shape}")
+    if x.ndim != 2 or x.shape[1] != fmt.size:
+        raise ValueError(f"{what} must have shape (n, {fmt.size}), not {x.shape}")
     if not np.all(np.isfinite(x)):
-        raise ValueError("inputs contain NaN or inf")
-    scaled = np.floor(np.ldexp(x, ir.input.frac_bits[None, :]) + 0.5)
+        raise ValueError(f"{what} contain NaN or inf")
+    scaled = np.floor(np.ldexp(x, fmt.frac_bits[None, :]) + 0.5)
     limit = 2.0**62
     return np.clip(scaled, -limit, limit).astype(np.int64)
 
@@ -96,11 +149,13 @@ def pre_overflow(layer: Layer, formats: Formats, inputs: Arrays) -> np.ndarray:
     """One layer up to its overflow mode (what :mod:`hgq_rtl.ir.overflow` inspects).
 
     ``formats``/``inputs``: the layer's input format(s) and integer input(s) ``(n, size)``; a
-    single format and array for the one-input kinds. Dense and quantize layers are rounded to
-    the output's step and activated but *not yet* wrapped or saturated into ``layer.output``;
-    the exact kinds (maxpool, add, concat, lookup) return their final output.
+    single format and array for the one-input kinds. Dense, conv and quantize layers are
+    rounded to the output's step and activated but *not yet* wrapped or saturated into
+    ``layer.output``; the exact kinds (maxpool, maxpool_nd, add, concat, lookup) return their
+    final output.
     """
     formats, inputs = _as_tuples(formats, inputs)
+    layer = lower_layer(layer)  # conv and maxpool_nd are defined by their lowering
     if isinstance(layer, DenseLayer):
         acc, frac = dense_accumulate(layer, formats[0], inputs[0])
         return _requantize(layer, acc, (frac - layer.output.frac_bits)[None, :])
@@ -151,10 +206,15 @@ def run_layer(layer: Layer, formats: Formats, inputs: Arrays) -> np.ndarray:
     return out
 
 
-def run_named(ir: IRModel, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Every tensor of the model for integer inputs ``x`` of shape ``(n, inputs)``:
-    ``{"input": x, layer name: its integer output, ...}`` in layer order."""
-    values = {MODEL_INPUT: check_inputs(ir.input, x)}
+def run_named(ir: IRModel, x: Inputs) -> dict[str, np.ndarray]:
+    """Every tensor of the model for integer inputs ``x`` (``(n, size)``; a mapping by input
+    name for several inputs): ``{input name: its integers, ..., layer name: its integer
+    output, ...}``, the inputs first, then the layers in order."""
+    checked = by_input(ir, x, lambda i, values, what: check_inputs(i.format, values, what))
+    values = checked if isinstance(checked, dict) else {ir.inputs[0].name: checked}
+    counts = {name: len(array) for name, array in values.items()}
+    if len(set(counts.values())) > 1:
+        raise ValueError(f"inputs must have one number of samples, not {counts}")
     for layer in ir.layers:
         names = ir.inputs_of(layer)
         values[layer.name] = run_layer(
@@ -163,8 +223,9 @@ def run_named(ir: IRModel, x: np.ndarray) -> dict[str, np.ndarray]:
     return values
 
 
-def run_all(ir: IRModel, x: np.ndarray) -> list[np.ndarray]:
-    """Integer outputs of every layer, in layer order, for integer inputs ``x`` ``(n, inputs)``."""
+def run_all(ir: IRModel, x: Inputs) -> list[np.ndarray]:
+    """Integer outputs of every layer, in layer order, for integer inputs ``x`` ``(n, inputs)``
+    (a mapping by input name for several inputs)."""
     values = run_named(ir, x)
     return [values[layer.name] for layer in ir.layers]
 
@@ -174,15 +235,23 @@ def run_all(ir: IRModel, x: np.ndarray) -> list[np.ndarray]:
 RUN_CHUNK = 2048
 
 
-def run(ir: IRModel, x: np.ndarray) -> np.ndarray:
-    """Integer outputs of the model (its last layer) for integer inputs ``x`` ``(n, inputs)``,
-    evaluated :data:`RUN_CHUNK` samples at a time."""
+def run(ir: IRModel, x: Inputs) -> np.ndarray:
+    """Integer outputs of the model (its last layer) for integer inputs ``x`` ``(n, inputs)``
+    (a mapping by input name for several inputs), evaluated :data:`RUN_CHUNK` samples at a
+    time."""
     last = ir.layers[-1].name
-    x = np.asarray(x)
-    if len(x) <= RUN_CHUNK:
-        return run_named(ir, x)[last]
-    parts = [run_named(ir, x[k : k + RUN_CHUNK])[last] for k in range(0, len(x), RUN_CHUNK)]
+    arrays = by_input(ir, x, lambda model_input, values, what: np.asarray(values))
+    n = len(arrays) if not isinstance(arrays, dict) else max(map(len, arrays.values()))
+    if n <= RUN_CHUNK:
+        return run_named(ir, arrays)[last]
+    parts = [run_named(ir, _rows(arrays, k))[last] for k in range(0, n, RUN_CHUNK)]
     return np.concatenate(parts)
+
+
+def _rows(arrays: np.ndarray | dict[str, np.ndarray], start: int):
+    if isinstance(arrays, dict):
+        return {name: array[start : start + RUN_CHUNK] for name, array in arrays.items()}
+    return arrays[start : start + RUN_CHUNK]
 
 
 def predict(ir: IRModel, x_real: np.ndarray) -> np.ndarray:
@@ -193,27 +262,38 @@ def predict(ir: IRModel, x_real: np.ndarray) -> np.ndarray:
 
 def layer_ebops(layer: Layer, fmt: TensorFormat) -> int:
     """Exact EBOPs of one layer: for a dense layer the sum over products of
-    bits(weight) * width(input); 0 for the other kinds (they multiply by no constant)."""
+    bits(weight) * width(input), for a conv layer that of its dense lowering; 0 for the other
+    kinds (they multiply by no constant)."""
+    layer = lower_layer(layer)
     if not isinstance(layer, DenseLayer):
         return 0
     return int((bit_span(layer.weight) * fmt.width[None, :]).sum())
 
 
 def ebops(ir: IRModel) -> int:
-    """Exact EBOPs of the model (sum over every constant multiplication: dense layers)."""
+    """Exact EBOPs of the model (sum over every constant multiplication: dense and conv
+    layers)."""
     return sum(
         layer_ebops(layer, fmt) for layer, fmt in zip(ir.layers, ir.input_formats(), strict=True)
     )
 
 
-def random_inputs(fmt: TensorFormat, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` integer vectors drawn uniformly over each element's full range."""
+def random_inputs(
+    fmt: TensorFormat | IRModel, n: int, rng: np.random.Generator
+) -> np.ndarray | dict[str, np.ndarray]:
+    """``n`` integer vectors drawn uniformly over each element's full range of ``fmt``; for a
+    model, over each of its inputs in order: one array for a single input, else a dict by
+    input name."""
+    if isinstance(fmt, IRModel):
+        arrays = {i.name: random_inputs(i.format, n, rng) for i in fmt.inputs}
+        return arrays if len(arrays) > 1 else arrays[fmt.inputs[0].name]
     lo, hi = fmt.int_range()
     return rng.integers(lo, hi + 1, size=(n, fmt.size), dtype=np.int64, endpoint=False)
 
 
 __all__ = [
     "RoundMode",
+    "by_input",
     "check_inputs",
     "dense_accumulate",
     "ebops",
@@ -223,6 +303,7 @@ __all__ = [
     "quantize_input",
     "random_inputs",
     "round_input",
+    "round_values",
     "run",
     "run_all",
     "run_layer",

@@ -1,14 +1,18 @@
 """Freezing a trained HGQ network into the integer IR, and check 1 (torch == reference).
 
-The IR holds every tensor flattened to 1-D per sample (torch's C order of ``(C, H, W)``), so
-lowering is mostly index bookkeeping:
+The IR holds every tensor flattened to 1-D per sample (torch's C order of ``(C, H, W)``); the
+spatial layers keep their shapes:
 
-* ``QLinear`` → a dense layer; a convolution → a dense layer whose sparse matrix holds each
-  kernel once per output position (fully unrolled, as the hardware is); average pooling → a
-  dense layer with weights ``2**-k`` (its window must hold a power of two of elements);
-* max pooling → a max-pool node over index windows; ``QAdd``/``QConcat`` → add/concat nodes;
-  a quantizer on formatted data → a requantization node; ``QLookup`` → a table per element;
+* ``QLinear`` → a dense layer; ``QConv1d``/``QConv2d`` (and their BatchNorm twins, folded) → a
+  conv layer (kernel, stride, padding, dilation, groups); average pooling → a depthwise conv
+  layer of weights 1 with ``log2(divisor)`` fractional bits (the divisor must be a power of
+  two); ``nn.MaxPool1d``/``2d`` → a maxpool_nd layer;
+* ``QAdd``/``QConcat`` → add/concat nodes; a quantizer on formatted data → a requantization
+  node; ``QLookup`` → a table per element;
 * ``nn.Flatten`` and ``nn.Identity`` change nothing.
+
+A model with a conv or maxpool_nd layer gets its input's shape (``QInput.shape``); any other
+model keeps a flat input, so that it is written as before (schema version 1 or 2).
 
 Formats that are not learned (after pooling, adding) are computed exactly: such nodes never
 round or overflow, which is what torch computes in float64.
@@ -24,7 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..ir import reference
@@ -42,10 +45,11 @@ from ..ir.layers import (
     AddLayer,
     ConcatLayer,
     LookupLayer,
-    MaxPoolLayer,
     QuantizeLayer,
 )
-from ..ir.model import IRModel
+from ..ir.lowering import lower_layer
+from ..ir.model import MODEL_INPUT, IRModel, ModelInput
+from ..ir.spatial import ConvLayer, MaxPoolNdLayer, pool_windows, window_indices
 from .layers import (
     QActivation,
     QAdd,
@@ -55,7 +59,6 @@ from .layers import (
     QInput,
     QLinear,
     QLookup,
-    _QConv,
     _QWeighted,
 )
 from .quantizers import ActivationQuantizer
@@ -211,9 +214,11 @@ def _weighted(low: _Lowering, module: _QWeighted, data: _Data, at: str) -> _Data
     return _Data(data.node, shape, None, pending=(module, data))
 
 
-def _dense_matrices(module: _QWeighted, data: _Data, at: str) -> tuple:
-    """Integer weight, weight fractional bits, bias and its fractional bits as a dense layer
-    over the flattened input (a convolution unrolled over its output positions)."""
+def _weighted_layer(
+    name: str, module: _QWeighted, source: _Data, inputs: tuple[str, ...], *options, at: str
+) -> DenseLayer | ConvLayer:
+    """The dense (``QLinear``) or conv layer of ``module`` reading ``source``, with the output
+    format and modes ``options`` (output, activation, round mode, overflow)."""
     weight_q, bias_q = module.quantized()
     weight, weight_frac = _integers(weight_q, module.weight_quantizer.frac_bits, f"{at}.weight")
     channels = weight.shape[0]
@@ -222,74 +227,29 @@ def _dense_matrices(module: _QWeighted, data: _Data, at: str) -> tuple:
     else:
         bias, bias_frac = _integers(bias_q, module.bias_quantizer.frac_bits, f"{at}.bias")
     if isinstance(module, QLinear):
-        return weight, weight_frac, bias, bias_frac
-    rows, cols, taps, positions = _conv_indices(module, data.shape)
-    size_in = math.prod(data.shape)
-    dense = np.zeros((channels * positions, size_in), np.int64)
-    dense_frac = np.zeros_like(dense)
-    flat_weight = weight.reshape(channels, -1)
-    flat_frac = weight_frac.reshape(channels, -1)
-    dense[rows, cols] = flat_weight[rows // positions, taps]
-    dense_frac[rows, cols] = flat_frac[rows // positions, taps]
-    return dense, dense_frac, np.repeat(bias, positions), np.repeat(bias_frac, positions)
-
-
-def _unfold_indices(shape: tuple[int, ...], kernel, dilation, padding, stride) -> np.ndarray:
-    """For ``(C, H, W)`` (or ``(C, L)``) data: the 1-based flat input index under every kernel
-    tap and output position, ``(C, taps, positions)``; 0 where the tap falls on padding."""
-    channels, *spatial = shape
-    one_d = len(spatial) == 1
-
-    def two(value, fill: int = 1) -> tuple[int, ...]:  # 1-D data is 2-D data of height 1
-        values = _tuple(value, len(spatial))
-        return (fill, values[0]) if one_d else values
-
-    index = torch.arange(1, math.prod(shape) + 1, dtype=torch.float64)
-    index = index.reshape(1, channels, *([1] if one_d else []), *spatial)
-    cols = F.unfold(
-        index, two(kernel), dilation=two(dilation), padding=two(padding, 0), stride=two(stride)
-    )[0]
-    return cols.numpy().astype(np.int64).reshape(channels, -1, cols.shape[-1])
+        return DenseLayer(name, weight, weight_frac, bias, bias_frac, *options, inputs=inputs)
+    output, activation, round_mode, overflow = options
+    return ConvLayer(
+        name,
+        source.shape,
+        weight,
+        weight_frac,
+        bias,
+        bias_frac,
+        output,
+        stride=tuple(module.stride),
+        padding=tuple(module.padding),
+        dilation=tuple(module.dilation),
+        groups=module.groups,
+        activation=activation,
+        round_mode=round_mode,
+        overflow=overflow,
+        inputs=inputs,
+    )
 
 
 def _tuple(value, n: int) -> tuple[int, ...]:
     return tuple(value) if isinstance(value, tuple | list) else (value,) * n
-
-
-def _conv_indices(module: _QConv, shape: tuple[int, ...]) -> tuple:
-    """Rows, columns, kernel taps and the number of output positions of an unrolled conv."""
-    groups = module.groups
-    per_group = shape[0] // groups
-    out_per_group = module.out_channels // groups
-    rows, cols, taps = [], [], []
-    positions = 0
-    for group in range(groups):
-        index = _unfold_indices(
-            shape, module.kernel_size, module.dilation, module.padding, module.stride
-        )[group * per_group : (group + 1) * per_group]
-        positions = index.shape[-1]
-        index = index.reshape(-1, positions)  # (taps of the group's kernel, positions)
-        tap, position = np.nonzero(index)
-        for out in range(group * out_per_group, (group + 1) * out_per_group):
-            rows.append(out * positions + position)
-            cols.append(index[tap, position] - 1)
-            taps.append(tap)
-    return np.concatenate(rows), np.concatenate(cols), np.concatenate(taps), positions
-
-
-def _dense_layer(name, module, data, output, activation, round_mode, overflow, at) -> DenseLayer:
-    weight, weight_frac, bias, bias_frac = _dense_matrices(module, data, at)
-    return DenseLayer(
-        name=name,
-        weight=weight,
-        weight_frac_bits=weight_frac,
-        bias=bias,
-        bias_frac_bits=bias_frac,
-        output=output,
-        activation=activation,
-        round_mode=round_mode,
-        overflow=overflow,
-    )
 
 
 def _quantizer_node(
@@ -306,9 +266,10 @@ def _quantizer_node(
     options = (activation, quantizer.round_mode, quantizer.overflow)
     if data.pending is not None:
         weighted, source = data.pending
-        kind = "dense" if isinstance(weighted, QLinear) else "conv"
-        layer = _dense_layer(low.name(kind), weighted, source, output, *options, at)
-        return low.add(dataclasses.replace(layer, inputs=low.inputs(source)), data.shape)
+        name = low.name("dense" if isinstance(weighted, QLinear) else "conv")
+        inputs = low.inputs(source)
+        layer = _weighted_layer(name, weighted, source, inputs, output, *options, at=at)
+        return low.add(layer, data.shape)
     layer = QuantizeLayer(low.name("quantize"), output, *options, inputs=low.inputs(data))
     return low.add(layer, data.shape)
 
@@ -368,33 +329,23 @@ def _pool(low: _Lowering, module: nn.Module, data: _Data, at: str) -> _Data:
     spatial = len(data.shape) - 1
     if spatial != (2 if isinstance(module, nn.MaxPool2d | nn.AvgPool2d) else 1):
         raise ValueError(f"{kind} at position {at} cannot pool data of shape {data.shape}")
-    dilation = getattr(module, "dilation", 1)
-    index = _unfold_indices(data.shape, module.kernel_size, dilation, module.padding, module.stride)
-    channels, taps, positions = index.shape
+    kernel = _tuple(module.kernel_size, spatial)
+    stride = _tuple(module.stride, spatial)
+    padding = _tuple(module.padding, spatial)
+    dilation = _tuple(getattr(module, "dilation", 1), spatial)
     with torch.no_grad():
         probe = module(torch.zeros((1, *data.shape), dtype=torch.float64))
     shape = tuple(probe.shape[1:])
-    windows = index.transpose(0, 2, 1).reshape(channels * positions, taps)  # (out, taps)
+    inputs = low.inputs(data)
     if isinstance(module, nn.MaxPool1d | nn.MaxPool2d):
-        return _max_pool(low, windows, fmt, data, shape)
-    return _average_pool(low, module, windows, fmt, data, shape, at)
-
-
-def _max_pool(low: _Lowering, windows, fmt: TensorFormat, data: _Data, shape) -> _Data:
-    # a tap on padding repeats the window's first real element: the max is unchanged
-    first = windows[np.arange(len(windows)), np.argmax(windows > 0, axis=1)]
-    windows = np.where(windows > 0, windows, first[:, None]) - 1
-    output = exact_maxpool_format(fmt, windows)
-    layer = MaxPoolLayer(low.name("maxpool"), windows, output, inputs=low.inputs(data))
-    return low.add(layer, shape)
-
-
-def _average_pool(low, module, windows, fmt: TensorFormat, data: _Data, shape, at) -> _Data:
-    kind = type(module).__name__
-    taps = windows.shape[1]
+        windows = pool_windows(data.shape, kernel, stride, padding, dilation)
+        output = exact_maxpool_format(fmt, windows)
+        name = low.name("maxpool")
+        layer = MaxPoolNdLayer(name, data.shape, kernel, output, stride, padding, dilation, inputs)
+        return low.add(layer, shape)
+    padded = bool(np.any(window_indices(data.shape[1:], kernel, stride, padding, dilation) < 0))
     override = getattr(module, "divisor_override", None)
-    divisor = override or taps
-    padded = bool(np.any(windows == 0))
+    divisor = override or math.prod(kernel)
     if padded and not module.count_include_pad and not override:
         raise ValueError(f"{kind} at position {at}: count_include_pad=False is not supported")
     if divisor & (divisor - 1):
@@ -402,26 +353,27 @@ def _average_pool(low, module, windows, fmt: TensorFormat, data: _Data, shape, a
             f"{kind} at position {at} divides by {divisor}: only powers of two are exact in "
             "hardware (a shift)"
         )
-    size_in = math.prod(data.shape)
-    rows = np.repeat(np.arange(len(windows)), taps)
-    cols = windows.reshape(-1) - 1
-    keep = cols >= 0
-    weight = np.zeros((len(windows), size_in), np.int64)
-    weight[rows[keep], cols[keep]] = 1
-    shift = divisor.bit_length() - 1
-    zeros = np.zeros(len(windows), np.int64)
-    provisional = TensorFormat(zeros, zeros, zeros)
-    layer = DenseLayer(
+    # a depthwise convolution: weight 1 with log2(divisor) fractional bits, no bias
+    channels = data.shape[0]
+    weight = np.ones((channels, 1, *kernel), np.int64)
+    zeros = np.zeros(channels, np.int64)
+    outputs = np.zeros(math.prod(shape), np.int64)
+    layer = ConvLayer(
         low.name("avgpool"),
+        data.shape,
         weight,
-        np.where(weight != 0, shift, 0),
+        np.full_like(weight, divisor.bit_length() - 1),
         zeros,
         zeros,
-        provisional,
-        inputs=low.inputs(data),
+        TensorFormat(outputs, outputs, outputs),  # provisional: the exact format follows
+        stride,
+        padding,
+        groups=channels,
+        inputs=inputs,
     )
-    frac = accumulator_frac_bits(layer, fmt)
-    los, his = accumulator_range(layer, fmt)
+    dense = layer.to_dense()
+    frac = accumulator_frac_bits(dense, fmt)
+    los, his = accumulator_range(dense, fmt)
     layer = dataclasses.replace(layer, output=format_of_ranges(np.array(los), np.array(his), frac))
     return low.add(layer, shape)
 
@@ -515,19 +467,21 @@ def freeze(
     calibrate(model, calibration_data)
     low = _Lowering()
     first = modules[0]
-    data = _Data("input", first.shape, _format(first.quantizer))
+    data = _Data(MODEL_INPUT, first.shape, _format(first.quantizer))
     with torch.no_grad():
         out = low.walk(modules[1:], data, "", start=1)
     if out.pending is not None:
         raise ValueError("the model ends on a weighted layer: add a QActivation after it")
-    if not any(isinstance(layer, DenseLayer) for layer in low.layers):
+    if not any(isinstance(layer, DenseLayer | ConvLayer) for layer in low.layers):
         raise ValueError("the model has no QLinear or convolution layer")
+    spatial = any(isinstance(layer, ConvLayer | MaxPoolNdLayer) for layer in low.layers)
+    shape = first.shape if spatial else None
     return IRModel(
         name=name,
-        input=data.fmt,
+        input=None,
         layers=tuple(low.layers),
-        input_overflow=first.quantizer.overflow,
         metadata={"input_shape": list(first.shape), **dict(metadata or {})},
+        inputs=(ModelInput(MODEL_INPUT, data.fmt, shape, first.quantizer.overflow),),
     )
 
 
@@ -560,9 +514,11 @@ def check_frozen(model: nn.Sequential, ir: IRModel, x: np.ndarray) -> int:
 
 
 def max_accumulator_bits(ir: IRModel) -> int:
-    """Widest dense accumulator of the model over all inputs of its formats (sign included)."""
+    """Widest dense or conv accumulator of the model over all inputs of its formats (sign
+    included)."""
     widest = 0
     for layer, fmt in zip(ir.layers, ir.input_formats(), strict=True):
+        layer = lower_layer(layer)
         if not isinstance(layer, DenseLayer):
             continue
         los, his = accumulator_range(layer, fmt)

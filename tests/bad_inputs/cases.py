@@ -311,9 +311,9 @@ def _(work):
     return _check_rows(work, folder, _good_rows())
 
 
-@case("check-wrong-schema-version", "check", "schema_version 3")
+@case("check-wrong-schema-version", "check", "schema_version 4")
 def _(work):
-    return _check_rows(work, model(work, lambda d: d.update(schema_version=3)), _good_rows())
+    return _check_rows(work, model(work, lambda d: d.update(schema_version=4)), _good_rows())
 
 
 @case("check-malformed-json", "check", "model.json", "not valid JSON")

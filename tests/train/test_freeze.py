@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from hgq_rtl.data import load_digits
-from hgq_rtl.ir import reference
+from hgq_rtl.ir import io, reference
 from hgq_rtl.ir.fixed import Overflow
 from hgq_rtl.train.config import BetaSchedule, TrainConfig
 from hgq_rtl.train.freeze import check_frozen, freeze, torch_integers
@@ -89,3 +89,14 @@ def test_formats_after_freeze():
     assert ir.input.frac_bits.tolist() == [2, 2]
     assert not ir.layers[0].output.signed.any(), "ReLU outputs are unsigned"
     assert ir.layers[0].overflow is Overflow.SAT
+
+
+def test_an_mlp_freezes_to_a_flat_input_and_schema_version_1():
+    """Only models with spatial layers get the input's shape: an MLP over image samples keeps
+    a flat input and is written as before (version 1), its shape only in the metadata."""
+    model = nn.Sequential(QInput((1, 2, 2)), nn.Flatten(), QLinear(4, 2), QActivation(2))
+    x = np.random.default_rng(0).normal(size=(16, 1, 2, 2)).astype(np.float32)
+    ir = freeze(model, x)
+    assert ir.inputs[0].shape == (4,) and ir.metadata["input_shape"] == [1, 2, 2]
+    assert io.schema_version(ir) == 1
+    assert check_frozen(model, ir, x) == 0

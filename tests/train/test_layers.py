@@ -11,10 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hgq_rtl.ir import reference
+from hgq_rtl.ir import io, reference
 from hgq_rtl.ir.dense import DenseLayer
 from hgq_rtl.ir.fixed import Activation, bit_span
 from hgq_rtl.ir.layers import LookupLayer
+from hgq_rtl.ir.lowering import lower_spatial
+from hgq_rtl.ir.spatial import ConvLayer, MaxPoolNdLayer
 from hgq_rtl.train.config import TrainConfig
 from hgq_rtl.train.cost import ebops
 from hgq_rtl.train.freeze import check_frozen, freeze, torch_integers
@@ -99,9 +101,40 @@ def _conv2d_model() -> nn.Sequential:
     ids=["conv1d-pool-bn", "conv2d-groups-bn-granularity"],
 )
 def test_check1_convolutions(build, shape):
-    ir, x = _check(build(), shape)
+    model = build()
+    ir, x = _check(model, shape)
     kinds = [layer.kind for layer in ir.layers]
-    assert "maxpool" in kinds and kinds.count("dense") >= 3
+    assert "maxpool_nd" in kinds and kinds.count("conv") >= 2
+    assert ir.inputs[0].shape == shape
+    # the unrolled model (what the parallel generator builds) is exact too
+    lowered = lower_spatial(ir)
+    assert {layer.kind for layer in lowered.layers} <= {"dense", "maxpool"}
+    assert check_frozen(model, lowered, x) == 0
+    assert reference.ebops(lowered) == reference.ebops(ir)
+
+
+def test_frozen_layers_keep_the_torch_geometry(tmp_path):
+    """Each conv and pooling module becomes one spatial layer with its own kernel, stride,
+    padding, dilation and groups; average pooling a depthwise conv of weights 1 with log2(area)
+    fractional bits. The frozen CNN survives a save/load round trip (schema version 3) with
+    check 1 still exact."""
+    model = _conv1d_model()
+    ir, x = _check(model, (2, 17), steps=3)
+    conv0, pool, conv1, avg, dense = ir.layers
+    assert isinstance(conv0, ConvLayer) and isinstance(pool, MaxPoolNdLayer)
+    assert (conv0.in_shape, conv0.kernel, conv0.stride, conv0.padding, conv0.dilation) == (
+        (2, 17), (3,), (2,), (1,), (2,),
+    )  # fmt: skip
+    assert (pool.in_shape, pool.kernel, pool.stride, pool.padding) == ((4, 8), (2,), (2,), (1,))
+    assert (conv1.groups, conv1.weight.shape, conv1.out_shape) == (2, (4, 2, 2), (4, 4))
+    assert isinstance(avg, ConvLayer) and avg.groups == 4 and avg.out_shape == (4, 2)
+    assert (avg.weight == 1).all() and (avg.weight_frac_bits == 1).all()
+    assert not avg.bias.any() and isinstance(dense, DenseLayer)
+    folder = io.save(ir, tmp_path / "cnn")
+    assert io.schema_version(ir) == 3
+    loaded = io.load(folder)
+    assert [layer.kind for layer in loaded.layers] == [layer.kind for layer in ir.layers]
+    assert check_frozen(model, loaded, x) == 0
 
 
 def test_average_pooling_and_residual_and_concat():
@@ -125,6 +158,7 @@ def test_average_pooling_and_residual_and_concat():
     kinds = [layer.kind for layer in ir.layers]
     for kind in ("add", "concat", "quantize"):
         assert kind in kinds
+    assert kinds.count("conv") == 4  # two convolutions, two average poolings
 
 
 @pytest.mark.parametrize("function", ["tanh", "sigmoid", torch.sin])
@@ -165,17 +199,27 @@ def test_lookup_table_is_checked_entry_by_entry():
 
 
 def test_wrong_conv_lowering_is_seen():
-    """An unrolled convolution whose taps sit one input element off breaks check 1."""
+    """A convolution whose kernel taps sit one position off, and an unrolled convolution whose
+    taps sit one input element off, break check 1."""
     model = _conv1d_model()
     ir, x = _check(model, (2, 17))
     layer = ir.layers[0]
-    assert isinstance(layer, DenseLayer)
+    assert isinstance(layer, ConvLayer)
     shifted = dataclasses.replace(
         layer,
-        weight=np.roll(layer.weight, 1, axis=1),
-        weight_frac_bits=np.roll(layer.weight_frac_bits, 1, axis=1),
+        weight=np.roll(layer.weight, 1, axis=-1),
+        weight_frac_bits=np.roll(layer.weight_frac_bits, 1, axis=-1),
     )
     broken = dataclasses.replace(ir, layers=(shifted, *ir.layers[1:]))
+    assert check_frozen(model, broken, x) > 0
+    lowered = lower_spatial(ir)
+    dense = lowered.layers[0]
+    shifted = dataclasses.replace(
+        dense,
+        weight=np.roll(dense.weight, 1, axis=1),
+        weight_frac_bits=np.roll(dense.weight_frac_bits, 1, axis=1),
+    )
+    broken = dataclasses.replace(lowered, layers=(shifted, *lowered.layers[1:]))
     assert check_frozen(model, broken, x) > 0
 
 
@@ -299,5 +343,5 @@ def test_readme_example_freezes_exactly():
     )
     ir, _ = _check(model, (1, 28, 28), steps=3)
     assert [layer.kind for layer in ir.layers] == [
-        "dense", "maxpool", "dense", "dense", "dense", "lookup", "dense", "add", "dense",
+        "conv", "maxpool_nd", "conv", "conv", "dense", "lookup", "dense", "add", "dense",
     ]  # fmt: skip
