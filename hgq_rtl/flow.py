@@ -477,9 +477,10 @@ def build_report(dataset, ir, summary, manifest, result, synth, timer, accuracy,
         "layers": [
             {
                 "name": layer.name,
-                "in_features": layer.in_features,
-                "out_features": layer.out_features,
-                "activation": layer.activation.value,
+                "kind": layer.kind,
+                "in_features": sum(f.size for f in ir.input_formats_of(layer)),
+                "out_features": layer.output.size,
+                "activation": getattr(layer, "activation", None) and layer.activation.value,
                 "ebops": reference.layer_ebops(layer, fmt),
                 "output_bits": int(layer.output.width.sum()),
                 **{k: v for k, v in entry.items() if k != "name"},
@@ -488,7 +489,7 @@ def build_report(dataset, ir, summary, manifest, result, synth, timer, accuracy,
                 ir.layers, ir.input_formats(), manifest["layers"], strict=True
             )
         ],
-        "input_bits": int(ir.input.width.sum()),
+        "input_bits": sum(int(i.format.width.sum()) for i in ir.inputs),
         "synthesis": synth_fields,
         "verification": None
         if result is None

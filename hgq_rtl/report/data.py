@@ -167,6 +167,7 @@ def load_run(run_dir: str | Path, report: dict[str, Any] | None = None) -> RunDa
     from ..ir import reference
     from ..ir.dense import DenseLayer
     from ..ir.fixed import bit_span
+    from ..ir.spatial import ConvLayer
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -184,14 +185,16 @@ def load_run(run_dir: str | Path, report: dict[str, Any] | None = None) -> RunDa
         if folder.is_dir():
             ir = ir_io.load(folder)
             data.model_name = ir.name
-            data.input_width = np.asarray(ir.input.width)
+            data.input_width = np.concatenate([np.asarray(i.format.width) for i in ir.inputs])
             for layer, fmt in zip(ir.layers, ir.input_formats(), strict=True):
-                if not isinstance(layer, DenseLayer):  # only dense layers have weights to show
+                if not isinstance(layer, DenseLayer | ConvLayer):  # the layers with weights
                     continue
+                # a convolution shows its kernel (filters × taps), not the unrolled matrix
+                weight = layer.weight.reshape(layer.weight.shape[0], -1)
                 data.layers.append(
                     LayerBits(
                         name=layer.name,
-                        weight_bits=bit_span(layer.weight),
+                        weight_bits=bit_span(weight),
                         input_width=np.asarray(fmt.width),
                         output_width=np.asarray(layer.output.width),
                         bias_nonzero=int((layer.bias != 0).sum()),
