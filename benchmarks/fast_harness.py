@@ -108,7 +108,7 @@ def main() -> int:
         "benchmark": "fast_harness",
         "design": manifest["top"],
         "machine": {"python": platform.python_version(), "cpus": len(os.sched_getaffinity(0))},
-        "input_bits": manifest["input"]["width"],
+        "input_bits": sum(bus["width"] for bus in manifest.get("inputs", [manifest["input"]])),
         "output_bits": manifest["output"]["width"],
         "latency_cycles": manifest["latency_cycles"],
         "train_seconds": round(train_seconds, 1),

@@ -1,37 +1,32 @@
-"""cocotb bench: drive every vector through a generated pipeline and score its outputs.
+"""cocotb bench: drive every vector through a generated design and score its outputs.
 
 Run by :func:`hgq_rtl_sim.runner.verify` (``test_module="hgq_rtl_sim.bench"``). Its settings come
 from the JSON file named by the ``HGQ_RTL_BENCH`` environment variable
 (:class:`hgq_rtl_sim.config.BenchConfig`); the ports, element formats and latency come from the
-design's manifest. Results: see :func:`hgq_rtl_sim.scoreboard.score`.
+design's manifest. A stream design (``"io": "stream"``) is driven by
+:mod:`hgq_rtl_sim.stream_bench`; a parallel one here. Results: see
+:func:`hgq_rtl_sim.scoreboard.score`.
 
-Timing: inputs are driven on the falling clock edge, half a cycle away from the rising edge that
-registers them, and outputs are sampled once the design has settled in that same time step, so
-every simulator shows the same values. An input driven at falling edge ``t`` must come out at
-falling edge ``t + latency`` (``valid_out`` high exactly ``latency`` rising edges later).
+Timing (:mod:`hgq_rtl_sim.drive`): an input driven at falling edge ``t`` must come out at falling
+edge ``t + latency`` (``valid_out`` high exactly ``latency`` rising edges later). A design with
+several inputs (``"inputs"``) has every input port driven on the same cycle, under one valid.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
-from pathlib import Path
 from typing import Any
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, ReadOnly
+from cocotb.triggers import ReadOnly
 
-from .bus import BusLayout
 from .config import BenchConfig
+from .drive import DRAIN_MARGIN_CYCLES, Progress, port, reader, start_and_reset
+from .interface import input_buses, io_kind, output_bus
 from .scoreboard import first_differing_layer, score, score_taps
-
-CLOCK_PERIOD_NS = 10
-RESET_CYCLES = 4
-DRAIN_MARGIN_CYCLES = 16
-PROGRESS_STEPS = 50
+from .stream_bench import drive_stream
 
 
 def _valid_schedule(n_vectors: int, bubble_probability: float, seed: int) -> list[bool]:
@@ -46,24 +41,20 @@ def _valid_schedule(n_vectors: int, bubble_probability: float, seed: int) -> lis
     return schedule
 
 
-def _write_progress(path: Path | None, done: int, total: int) -> None:
-    if path is None:
-        return
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(f"{done} {total}")
-    os.replace(tmp, path)
-
-
 @cocotb.test()
 async def verify_vectors(dut: Any) -> None:
-    """Drive all vectors (II = 1 with random bubbles), collect outputs, score, write results.
+    """Drive all vectors, collect outputs, score, write results.
 
     If the bench itself breaks (a port the manifest names is missing, ...), the results file
     holds ``{"error": "<message>"}`` instead.
     """
     config = BenchConfig.from_environment()
     try:
-        results = await _drive_and_score(dut, config)
+        manifest = json.loads(config.manifest.read_text())
+        if io_kind(manifest) == "stream":
+            results = await drive_stream(dut, config, manifest)
+        else:
+            results = await _drive_and_score(dut, config, manifest)
     except Exception as error:
         config.results.write_text(json.dumps({"error": f"{type(error).__name__}: {error}"}))
         raise
@@ -84,10 +75,11 @@ async def verify_vectors(dut: Any) -> None:
     )
 
 
-async def _drive_and_score(dut: Any, config: BenchConfig) -> dict[str, Any]:
-    manifest = json.loads(config.manifest.read_text())
-    in_layout = BusLayout.from_manifest("input", manifest["input"])
-    out_layout = BusLayout.from_manifest("output", manifest["output"])
+async def _drive_and_score(
+    dut: Any, config: BenchConfig, manifest: dict[str, Any]
+) -> dict[str, Any]:
+    in_buses = input_buses(manifest)
+    out_layout = output_bus(manifest)
     latency = int(manifest["latency_cycles"])
     with np.load(config.vectors) as vectors:
         inputs = vectors["inputs"]
@@ -99,36 +91,21 @@ async def _drive_and_score(dut: Any, config: BenchConfig) -> dict[str, Any]:
             if f"tap_{k}" in vectors.files
         ]
     n_vectors = int(inputs.shape[0])
-    progress_path = config.progress
     seed = config.seed
 
-    words = in_layout.pack(inputs)
     schedule = _valid_schedule(n_vectors, config.bubble_probability, seed)
     # Bubble cycles carry another vector's data, so a valid pipeline out of step with the data
     # pipeline shows even when neighbouring vectors are equal.
     junk = np.random.default_rng(seed + 1).integers(0, n_vectors, size=len(schedule)).tolist()
-
-    clk = getattr(dut, manifest["clock"])
-    rst = getattr(dut, manifest["reset"])
-    data_in = getattr(dut, in_layout.port)
-    valid_in = getattr(dut, in_layout.valid)
-    data_out = getattr(dut, out_layout.port)
-    valid_out = getattr(dut, out_layout.valid)
-    for layout, port in ((in_layout, data_in), (out_layout, data_out)):
-        if len(port) != layout.width:
-            raise ValueError(
-                f"{layout.name} port {layout.port} must be {layout.width} bits wide as the "
-                f"manifest says, not {len(port)}"
-            )
-
-    Clock(clk, CLOCK_PERIOD_NS, unit="ns").start(start_high=False)
-    falling = FallingEdge(clk)
-    valid_in.value = 0
-    data_in.value = 0
-    rst.value = 1
-    for _ in range(RESET_CYCLES):
-        await falling
-    rst.value = 0
+    # (port handle, its words), one per input port
+    drives = [
+        (port(dut, bus.port, bus.width, bus.name), words)
+        for bus, words in zip(in_buses.buses, in_buses.pack(inputs), strict=True)
+    ]
+    valid_in = port(dut, in_buses.valid)
+    data_out = port(dut, out_layout.port, out_layout.width, out_layout.name)
+    valid_out = port(dut, out_layout.valid)
+    falling = await start_and_reset(dut, manifest, [valid_in, *(h for h, _ in drives)])
 
     # Hot loop, per cycle: at the falling edge drive the next input, let the design settle
     # (ReadOnly), then sample. Output k is thus seen on the cycle its settled value first shows,
@@ -137,13 +114,12 @@ async def _drive_and_score(dut: Any, config: BenchConfig) -> dict[str, Any]:
     outputs: list[int | str] = []
     output_cycles: list[int] = []
     input_cycles: list[int] = []
-    read_valid = valid_out._handle.get_signal_val_binstr  # the public .value builds a LogicArray
-    read_data = data_out._handle.get_signal_val_binstr
+    read_valid = reader(valid_out)
+    read_data = reader(data_out)
     unknown_valid_cycles: list[int] = []
-    tap_readers = [getattr(dut, tap["port"])._handle.get_signal_val_binstr for tap, _ in taps]
+    tap_readers = [reader(port(dut, tap["port"])) for tap, _ in taps]
     tap_words: list[list[str]] = [[] for _ in taps]
-    step = max(1, n_vectors // PROGRESS_STEPS)
-    next_report = step
+    progress = Progress(config.progress, n_vectors)
     driven = 0
     current_valid = False
     n_scheduled = len(schedule)
@@ -154,14 +130,14 @@ async def _drive_and_score(dut: Any, config: BenchConfig) -> dict[str, Any]:
         if cycle < n_scheduled:
             wanted = schedule[cycle]
             if wanted:
-                data_in.value = words[driven]
+                for handle, words in drives:
+                    handle.value = words[driven]
                 input_cycles.append(cycle)
                 driven += 1
-                if driven == next_report:
-                    _write_progress(progress_path, driven, n_vectors)
-                    next_report += step
+                progress.update(driven)
             else:
-                data_in.value = words[junk[cycle]]
+                for handle, words in drives:
+                    handle.value = words[junk[cycle]]
             if wanted != current_valid:
                 valid_in.value = int(wanted)
                 current_valid = wanted
@@ -179,10 +155,10 @@ async def _drive_and_score(dut: Any, config: BenchConfig) -> dict[str, Any]:
             output_cycles.append(cycle)
         elif flag != "0":
             unknown_valid_cycles.append(cycle)
-        for reader, words_seen in zip(tap_readers, tap_words, strict=True):
-            words_seen.append(reader())
+        for read_tap, words_seen in zip(tap_readers, tap_words, strict=True):
+            words_seen.append(read_tap())
     seconds = time.perf_counter() - started
-    _write_progress(progress_path, n_vectors, n_vectors)
+    progress.write(n_vectors)
 
     results = score(
         out_layout,

@@ -72,6 +72,8 @@ class BusLayout:
         Port width in bits.
     elements:
         The elements, in index order ``0 .. n-1``.
+    item:
+        What an element is called in error messages (``"slot"`` for a stream port's slots).
     """
 
     name: str
@@ -79,6 +81,7 @@ class BusLayout:
     valid: str
     width: int
     elements: tuple[BusElement, ...]
+    item: str = "element"
 
     def __post_init__(self) -> None:
         if not isinstance(self.width, int) or self.width < 0:
@@ -87,11 +90,11 @@ class BusLayout:
             )
         occupied = np.zeros(self.width, dtype=bool)
         for position, element in enumerate(self.elements):
-            where = f"{self.name} element {position}"
+            where = f"{self.name} {self.item} {position}"
             if element.index != position:
                 raise ValueError(
-                    f"{self.name} elements must be numbered 0..{len(self.elements) - 1} in order, "
-                    f"not {element.index} at position {position}"
+                    f"{self.name} {self.item}s must be numbered 0..{len(self.elements) - 1} "
+                    f"in order, not {element.index} at position {position}"
                 )
             if element.width < 0 or element.lsb < 0:
                 raise ValueError(
@@ -111,7 +114,7 @@ class BusLayout:
                 )
             span = occupied[element.lsb : element.lsb + element.width]
             if span.any():
-                raise ValueError(f"{where} must not overlap another element")
+                raise ValueError(f"{where} must not overlap another {self.item}")
             span[:] = True
 
     @classmethod

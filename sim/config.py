@@ -11,15 +11,15 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["CONFIG_VARIABLE", "BenchConfig", "check_bubble_probability"]
+__all__ = ["CONFIG_VARIABLE", "BenchConfig", "check_probability"]
 
 CONFIG_VARIABLE = "HGQ_RTL_BENCH"
 
 
-def check_bubble_probability(value: float) -> float:
-    """*value* as a float if it is a valid bubble probability, in [0, 1)."""
+def check_probability(name: str, value: float) -> float:
+    """*value* as a float if it is a probability in [0, 1); else ValueError naming *name*."""
     if not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"bubble_probability must be in [0, 1), not {value}")
+        raise ValueError(f"{name} must be in [0, 1), not {value}")
     return float(value)
 
 
@@ -40,7 +40,9 @@ class BenchConfig:
     seed:
         Seed of the random valid bubbles.
     bubble_probability:
-        Chance that a cycle is a bubble (``valid_in`` low), in [0, 1).
+        Chance that a cycle is a bubble (``valid_in`` or ``s_axis_tvalid`` low), in [0, 1).
+    backpressure_probability:
+        Stream designs: chance that a cycle holds the output back (``m_axis_tready`` low).
     """
 
     manifest: Path
@@ -49,10 +51,11 @@ class BenchConfig:
     progress: Path | None = None
     seed: int = 0
     bubble_probability: float = 0.05
+    backpressure_probability: float = 0.2
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.bubble_probability < 1.0:
-            raise ValueError(f"bubble_probability must be in [0, 1), not {self.bubble_probability}")
+        check_probability("bubble_probability", self.bubble_probability)
+        check_probability("backpressure_probability", self.backpressure_probability)
 
     def write(self, path: Path) -> None:
         fields = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
@@ -69,6 +72,7 @@ class BenchConfig:
             progress=Path(progress) if progress else None,
             seed=int(fields.get("seed", 0)),
             bubble_probability=float(fields.get("bubble_probability", 0.05)),
+            backpressure_probability=float(fields.get("backpressure_probability", 0.2)),
         )
 
     @classmethod

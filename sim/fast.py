@@ -7,13 +7,15 @@
 :func:`verify_fast` has ``fast_harness.cpp`` built for the design's ports with Verilator
 (:func:`hgq_rtl_sim.fast_build.build_harness`: once, the build is reused while the Verilog and
 the build settings stay the same), then streams the input vectors packed as 32-bit words
-through a pipe into the harness, one vector per clock with no bubbles, and reads back every
-output with the cycle it came out on. numpy compares every output element with the reference
-(integer ``==``) and checks each output's latency. The result is the
+through a pipe into the harness, one vector per clock with no bubbles (a stream design: its
+beats back to back, the output held back at random if asked), and reads back every output with
+the cycle it came out on. numpy compares every output element with the reference (integer
+``==``) and checks each output's timing (:mod:`hgq_rtl_sim.fast_score`). The result is the
 :class:`~hgq_rtl_sim.result.VerifyResult` the cocotb bench gives.
 
 The cocotb bench (:func:`hgq_rtl_sim.runner.verify`) stays the reference bench: it drives random
-valid bubbles, sees X/Z values, compares debug taps and records waveforms. This one is for volume.
+valid bubbles, sees X/Z values, checks the output handshake of stream designs, compares debug
+taps and records waveforms. This one is for volume.
 """
 
 from __future__ import annotations
@@ -29,17 +31,19 @@ from typing import Any
 
 import numpy as np
 
-from .bus import BusLayout
+from .config import check_probability
 from .fast_build import build_harness
+from .fast_score import ParallelScorer, StreamScorer, new_counts
+from .interface import check_vectors, input_buses, io_kind, output_bus, stream_layouts
 from .manifest import load_manifest
 from .result import VerifyResult
+from .scoreboard import failure_record
 from .workspace import _environment, _Progress, _Say, _tail, _work_dir
 
 __all__ = ["verify_fast", "verify_fast_stream", "SIMULATOR"]
 
 SIMULATOR = "verilator-fast"
 RESET_CYCLES = 4
-DRAIN_MARGIN_CYCLES = 16
 DEFAULT_CHUNK = 1 << 16
 _QUEUED_CHUNKS = 2  # packed chunks waiting for the pipe
 _READ_BYTES = 1 << 20  # one read of the harness's output
@@ -57,14 +61,26 @@ def verify_fast(
     optimize: bool = True,
     quiet: bool = False,
     chunk: int = DEFAULT_CHUNK,
+    backpressure_probability: float = 0.0,
+    seed: int = 0,
 ) -> VerifyResult:
     """Simulate the design in *rtl_dir* on *inputs* with the C++ harness; compare with *expected*.
 
-    Every vector enters on consecutive clocks (II = 1, no bubbles) after a reset; every output
-    must equal the reference exactly and come out ``latency_cycles`` after its input, and
-    exactly N outputs must come out. Debug taps, if the design has them, are not compared (use
-    :func:`hgq_rtl_sim.runner.verify`). Not thread-safe: it sets ``PATH`` and ``MAKEFLAGS`` in
-    ``os.environ`` for the duration of the call.
+    A parallel design gets every vector on consecutive clocks (II = 1, no bubbles) after a
+    reset, each input port its part of the vector (several inputs: the model's input vector is
+    their elements one after the other, in the manifest's order); every output must equal the
+    reference exactly and come out ``latency_cycles`` after its input, and exactly N outputs
+    must come out. Debug taps, if the design has them, are not compared (use
+    :func:`hgq_rtl_sim.runner.verify`).
+
+    A stream design gets its samples' beats back to back (``tvalid`` high whenever a beat
+    waits), its output taken with ``tready`` high or, with *backpressure_probability*, low at
+    random; every sample's output beats must carry the reference, in order, with ``tlast`` on
+    the last beat, and exactly N samples must come out. Without backpressure the timing is
+    checked too (as :func:`hgq_rtl_sim.runner.verify` does at full throughput).
+
+    Not thread-safe: it sets ``PATH`` and ``MAKEFLAGS`` in ``os.environ`` for the duration of
+    the call.
 
     Parameters
     ----------
@@ -77,19 +93,23 @@ def verify_fast(
         Where to build (``fast_build/`` inside it; a build of the same Verilog and settings is
         reused) and keep the harness's log. Default: a temporary folder, removed afterwards.
     optimize:
-        Compile the design's C++ for the fastest simulation (``-O2``), or for the fastest build
+        Compile the design's C++ for the fastest simulation (``-O1``), or for the fastest build
         (``-O0``: better for a few thousand vectors).
     quiet:
         No progress on stderr.
     chunk:
         Vectors packed and compared per step (bounds the memory of the step).
+    backpressure_probability, seed:
+        Stream designs: each cycle ``tready`` is low with this probability (0: always high),
+        drawn by a generator seeded with *seed*. Parallel designs ignore both.
 
     Returns
     -------
     VerifyResult
         With ``simulator="verilator-fast"``; on failure ``first_failure`` names the kind
-        (``"mismatch"``, ``"latency"``, ``"missing"`` or ``"extra"``), the vector, its inputs,
-        expected and actual outputs and the differing output elements.
+        (``"mismatch"``, ``"latency"``, ``"missing"`` or ``"extra"``; stream designs also
+        ``"tlast"`` and ``"interval"``), the vector, its inputs, expected and actual outputs and
+        the differing output elements.
 
     Raises
     ------
@@ -104,17 +124,18 @@ def verify_fast(
     if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
         raise ValueError(f"chunk must be a positive int, not {chunk!r}")
     manifest = load_manifest(Path(rtl_dir))
-    inputs = BusLayout.from_manifest("input", manifest["input"]).check_range(inputs)
-    expected = BusLayout.from_manifest("output", manifest["output"]).check_range(expected)
-    if inputs.shape[0] != expected.shape[0] or inputs.shape[0] == 0:
-        raise ValueError(
-            "inputs and expected must have the same number of vectors, at least 1, "
-            f"not {inputs.shape[0]} and {expected.shape[0]}"
-        )
+    inputs, expected = check_vectors(manifest, inputs, expected)
     n = inputs.shape[0]
     chunks = ((inputs[s : s + chunk], expected[s : s + chunk]) for s in range(0, n, chunk))
     return verify_fast_stream(
-        rtl_dir, chunks, total=n, build_dir=build_dir, optimize=optimize, quiet=quiet
+        rtl_dir,
+        chunks,
+        total=n,
+        build_dir=build_dir,
+        optimize=optimize,
+        quiet=quiet,
+        backpressure_probability=backpressure_probability,
+        seed=seed,
     )
 
 
@@ -126,6 +147,8 @@ def verify_fast_stream(
     build_dir: Path | None = None,
     optimize: bool = True,
     quiet: bool = False,
+    backpressure_probability: float = 0.0,
+    seed: int = 0,
 ) -> VerifyResult:
     """:func:`verify_fast` on vectors that arrive in chunks ``(inputs, expected)``.
 
@@ -136,16 +159,20 @@ def verify_fast_stream(
     ``ValueError`` once the vectors before it have been checked.
     """
     started = time.perf_counter()
+    check_probability("backpressure_probability", backpressure_probability)
     rtl_dir = Path(rtl_dir).resolve()
     manifest = load_manifest(rtl_dir)
-    in_layout = BusLayout.from_manifest("input", manifest["input"])
-    out_layout = BusLayout.from_manifest("output", manifest["output"])
+    if io_kind(manifest) == "stream":
+        layouts = stream_layouts(manifest)
+        scorer = StreamScorer(manifest, layouts, backpressure_probability, seed)
+    else:
+        scorer = ParallelScorer(manifest, input_buses(manifest), output_bus(manifest))
     say = _Say(quiet)
     with _environment("verilator"), _work_dir(build_dir) as work:
         build = build_harness(rtl_dir, work / "fast_build", optimize=optimize, quiet=quiet)
         log = work / "fast_harness.log"
         sim_started = time.perf_counter()
-        stream = _Stream(build.executable, manifest, in_layout, out_layout, log)
+        stream = _Stream(build.executable, scorer, log)
         counts = stream.run(chunks, _Progress(total, say))
         sim_seconds = time.perf_counter() - sim_started
     result = VerifyResult(
@@ -170,22 +197,13 @@ def verify_fast_stream(
 class _Stream:
     """One run of the harness, in four threads so that packing, simulating and scoring overlap:
     a producer packs each chunk's inputs, a writer feeds them to the harness's stdin, a reader
-    collects its stdout, and the calling thread scores the output records chunk by chunk."""
+    collects its stdout, and the calling thread scores the output records chunk by chunk (the
+    *scorer* knows the kind of design: :mod:`hgq_rtl_sim.fast_score`)."""
 
-    def __init__(
-        self,
-        executable: Path,
-        manifest: dict[str, Any],
-        in_layout: BusLayout,
-        out_layout: BusLayout,
-        log: Path,
-    ) -> None:
+    def __init__(self, executable: Path, scorer: ParallelScorer | StreamScorer, log: Path) -> None:
         self.executable = executable
-        self.latency = int(manifest["latency_cycles"])
-        self.in_layout = in_layout
-        self.out_layout = out_layout
+        self.scorer = scorer
         self.log = log
-        self.record_words = 2 + out_layout.n_words
         # chunks waiting to be scored (None: no more); packed inputs waiting for the pipe
         self.to_score: queue.Queue[tuple[np.ndarray, np.ndarray] | None] = queue.Queue()
         self.to_write: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=_QUEUED_CHUNKS)
@@ -196,7 +214,7 @@ class _Stream:
     def run(
         self, chunks: Iterable[tuple[np.ndarray, np.ndarray]], progress: _Progress
     ) -> dict[str, Any]:
-        command = [str(self.executable), "--drain", str(self.latency + DRAIN_MARGIN_CYCLES)]
+        command = [str(self.executable), *self.scorer.options()]
         command += ["--reset-cycles", str(RESET_CYCLES)]
         with self.log.open("wb") as log:
             process = subprocess.Popen(
@@ -235,29 +253,26 @@ class _Stream:
             raise RuntimeError(
                 f"the fast harness failed (exit status {returncode})\n{_tail(self.log, 20)}"
             )
-        if summary["vectors"] != counts["vectors"] or summary["outputs"] != counts["outputs"]:
+        if summary.get("stalled"):  # a stuck stream design: what came out is scored
+            if counts["first_failure"] is not None:
+                counts["first_failure"]["stalled_at_cycle"] = summary["cycles"]
+        elif summary["vectors"] != counts["vectors"] or summary["outputs"] != counts["outputs"]:
             raise RuntimeError(
                 f"the fast harness drove {summary['vectors']} vectors and saw "
                 f"{summary['outputs']} outputs; {counts['vectors']} and {counts['outputs']} "
                 "were streamed"
             )
+        self.scorer.finish(counts, summary)
         return counts
 
     def _produce(self, chunks: Iterator[tuple[np.ndarray, np.ndarray]]) -> None:
         try:
             for inputs, expected in chunks:
-                if self.stop.is_set():
-                    return
-                words = self.in_layout.to_words(inputs)  # checks every value's range
-                inputs = np.asarray(inputs)
-                expected = self.out_layout.check_range(expected)
-                if inputs.shape[0] != expected.shape[0]:
-                    raise ValueError(
-                        "a chunk's inputs and expected must have the same number of vectors, "
-                        f"not {inputs.shape[0]} and {expected.shape[0]}"
-                    )
-                self.to_score.put((inputs, expected))
-                self._put(self.to_write, words)
+                for piece_inputs, piece_expected, words in self.scorer.pieces(inputs, expected):
+                    if self.stop.is_set():
+                        return
+                    self.to_score.put((piece_inputs, piece_expected))
+                    self._put(self.to_write, words)
         except BaseException as error:  # raised by run() once the harness has stopped
             self.errors.append(error)
         finally:
@@ -270,7 +285,7 @@ class _Stream:
                 view = memoryview(words).cast("B")
                 while view:  # a raw pipe may take part of a write
                     view = view[stdin.write(view) :]
-        except OSError:  # the harness died: its exit status and log tell why
+        except OSError:  # the harness died or stopped early: its summary and log tell why
             while self._get(self.to_write) is not None:
                 pass  # let the producer finish
         finally:
@@ -305,40 +320,38 @@ class _Stream:
                 continue
 
     def _score_all(self, progress: _Progress) -> dict[str, Any]:
-        record_bytes = 4 * self.record_words
-        counts: dict[str, Any] = {
-            "vectors": 0,
-            "outputs": 0,
-            "mismatches": 0,
-            "latency_errors": 0,
-            "missing": 0,
-            "extra": 0,
-            "first_failure": None,
-        }
+        record_words = self.scorer.record_words
+        record_bytes = 4 * record_words
+        per_vector = self.scorer.records_per_vector
+        counts = new_counts()
         buffer = bytearray()
         ended = False
         while (item := self.to_score.get()) is not None:
             inputs, expected = item
-            need = expected.shape[0] * record_bytes
+            need = expected.shape[0] * per_vector * record_bytes
             while len(buffer) < need and not ended:
                 block = self.outputs.get()
                 ended = not block
                 buffer += block
-            got = min(len(buffer), need) // record_bytes
-            records = np.frombuffer(buffer, dtype="<u4", count=got * self.record_words)
-            self._score(counts, inputs, expected, records.reshape(got, self.record_words))
-            del records  # releases the buffer, which can then shrink
-            del buffer[: got * record_bytes]
+            records = min(len(buffer), need) // record_bytes
+            got = records // per_vector  # vectors with all their records
+            view = np.frombuffer(buffer, dtype="<u4", count=got * per_vector * record_words)
+            self.scorer.score(counts, inputs, expected, view.reshape(-1, record_words))
+            del view  # releases the buffer, which can then shrink
+            del buffer[: records * record_bytes]
             if got < expected.shape[0] and counts["first_failure"] is None:
-                every = list(range(self.out_layout.n_elements))
-                index = counts["outputs"] + got
-                counts["first_failure"] = _failure(
-                    "missing", index, inputs[got], expected[got], None, every
+                counts["first_failure"] = failure_record(
+                    "missing",
+                    counts["vectors"] + got,
+                    inputs[got],
+                    expected[got],
+                    None,
+                    list(range(expected.shape[1])),
                 )
             counts["vectors"] += expected.shape[0]
-            counts["outputs"] += got
+            counts["outputs"] += records
+            counts["missing"] += expected.shape[0] - got
             progress.update(counts["vectors"])
-        counts["missing"] = counts["vectors"] - counts["outputs"]
         while not ended:
             block = self.outputs.get()
             ended = not block
@@ -348,44 +361,12 @@ class _Stream:
             counts["outputs"] += extra
             counts["extra"] = extra
             if counts["first_failure"] is None:
-                first = np.frombuffer(buffer, dtype="<u4", count=self.record_words)
+                first = np.frombuffer(buffer, dtype="<u4", count=record_words)
                 cycle = int(first[0]) | int(first[1]) << 32
-                counts["first_failure"] = _failure(
+                counts["first_failure"] = failure_record(
                     "extra", counts["vectors"], None, None, None, [], cycle=cycle
                 )
         return counts
-
-    def _score(
-        self,
-        counts: dict[str, Any],
-        inputs: np.ndarray,
-        expected: np.ndarray,
-        records: np.ndarray,
-    ) -> None:
-        """Compare the output *records* of the first ``len(records)`` vectors of a chunk."""
-        n = records.shape[0]
-        offset = counts["outputs"]  # every earlier vector had its output: this is vector offset
-        cycles = records[:, 0].astype(np.int64) | records[:, 1].astype(np.int64) << 32
-        observed = cycles - (offset + np.arange(n, dtype=np.int64))
-        late = observed != self.latency
-        actual = self.out_layout.from_words(records[:, 2:])
-        differs = actual != expected[:n]
-        mismatch = differs.any(axis=1)
-        counts["mismatches"] += int(mismatch.sum())
-        counts["latency_errors"] += int(late.sum())
-        bad = mismatch | late
-        if counts["first_failure"] is None and bad.any():
-            row = int(np.argmax(bad))
-            counts["first_failure"] = _failure(
-                "mismatch" if mismatch[row] else "latency",
-                offset + row,
-                inputs[row],
-                expected[row],
-                actual[row],
-                np.flatnonzero(differs[row]).tolist(),
-                expected_latency=self.latency,
-                observed_latency=int(observed[row]),
-            )
 
 
 def _widen_pipe(fd: int) -> None:
@@ -397,28 +378,6 @@ def _widen_pipe(fd: int) -> None:
         fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
     except (ImportError, AttributeError, OSError):
         pass
-
-
-def _failure(
-    kind: str,
-    index: int,
-    inputs: np.ndarray | None,
-    expected: np.ndarray | None,
-    actual: np.ndarray | None,
-    elements: list[int],
-    **extra: Any,
-) -> dict[str, Any]:
-    """A ``first_failure`` record, as :func:`hgq_rtl_sim.scoreboard.score` writes them."""
-    record: dict[str, Any] = {
-        "kind": kind,
-        "index": index,
-        "inputs": None if inputs is None else inputs.tolist(),
-        "expected": None if expected is None else expected.tolist(),
-        "actual": None if actual is None else actual.tolist(),
-        "elements": elements,
-    }
-    record.update(extra)
-    return record
 
 
 def _harness_summary(log: Path) -> dict[str, int] | None:

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .bus import BusLayout
+from .interface import input_buses, io_kind, output_bus, stream_layouts
 
 MANIFEST_SCHEMA = "hgq-rtl-manifest"
 MANIFEST_SCHEMA_VERSION = 1
@@ -43,7 +43,7 @@ def load_manifest(rtl_dir: Path) -> dict[str, Any]:
             f"{path} schema_version must be {MANIFEST_SCHEMA_VERSION}, "
             f"not {manifest.get('schema_version')!r}"
         )
-    for key in ("top", "verilog", "clock", "reset", "latency_cycles", "input", "output"):
+    for key in ("top", "verilog", "clock", "reset", "latency_cycles", "output"):
         if key not in manifest:
             raise ValueError(f"{path} must have the field {key!r}")
     latency = manifest["latency_cycles"]
@@ -56,13 +56,10 @@ def load_manifest(rtl_dir: Path) -> dict[str, Any]:
         raise ValueError(
             f"{path} verilog must name a file in {rtl_dir}, not {manifest['verilog']!r}"
         )
-    for bus in ("input", "output"):
-        layout = BusLayout.from_manifest(bus, manifest[bus])
-        total = sum(element.width for element in layout.elements)
-        if layout.width != max(total, 1):  # packed without gaps; a port is at least 1 bit
-            raise ValueError(
-                f"{path} {bus} port is {layout.width} bits wide but its elements hold {total}"
-            )
+    try:
+        _check_interface(manifest)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
     hashes = manifest.get("hashes", {})
     if not isinstance(hashes, dict):
         raise ValueError(f"{path} hashes must be an object, not {hashes!r}")
@@ -82,3 +79,30 @@ def load_manifest(rtl_dir: Path) -> dict[str, Any]:
                 "(the model changed after the Verilog was generated)"
             )
     return manifest
+
+
+def _check_interface(manifest: dict[str, Any]) -> None:
+    """The ports of a parallel or stream design (see :mod:`hgq_rtl_sim.interface`)."""
+    if io_kind(manifest) == "stream":
+        interval = manifest.get("initiation_interval")
+        if type(interval) is not int or interval < 1:
+            raise ValueError(
+                f"a stream design's initiation_interval must be an integer >= 1, not {interval!r}"
+            )
+        in_layout, out_layout = stream_layouts(manifest)
+        ports = [manifest["clock"], manifest["reset"]]
+        for layout in (in_layout, out_layout):
+            ports += [layout.port, layout.valid, layout.ready, layout.last]
+        repeated = sorted({port for port in ports if ports.count(port) > 1})
+        if repeated:
+            raise ValueError(
+                f"the stream ports and clock and reset must differ: {repeated[0]!r} twice"
+            )
+        return
+    buses = [*input_buses(manifest).buses, output_bus(manifest)]
+    for layout in buses:
+        total = sum(element.width for element in layout.elements)
+        if layout.width != max(total, 1):  # packed without gaps; a port is at least 1 bit
+            raise ValueError(
+                f"{layout.name} port is {layout.width} bits wide but its elements hold {total}"
+            )

@@ -31,8 +31,9 @@ class VerifyResult:
         Vectors whose output differs from the reference in any element (or holds X/Z bits).
     first_failure:
         None when everything matched; else a dict with ``kind`` (``"mismatch"``, ``"unknown"``,
-        ``"latency"``, ``"missing"``, ``"extra"`` or ``"unknown_valid"``), ``index`` (the
-        vector), ``inputs``, ``expected``, ``actual`` and ``elements`` (differing element indices).
+        ``"latency"``, ``"missing"``, ``"extra"`` or ``"unknown_valid"``; stream designs also
+        ``"tlast"``, ``"interval"`` and ``"protocol"``), ``index`` (the vector or sample),
+        ``inputs``, ``expected``, ``actual`` and ``elements`` (differing element indices).
     seconds:
         Wall time of the whole call (build + simulation).
     simulator:
@@ -40,9 +41,14 @@ class VerifyResult:
         of :mod:`hgq_rtl_sim.fast`).
     latency_errors:
         Outputs that came out a different number of cycles after their input than the manifest's
-        ``latency_cycles``.
+        ``latency_cycles`` (stream designs, run at full throughput: samples whose last output
+        beat came at the wrong time).
     missing, extra:
-        Vectors with no output; outputs beyond the number of vectors.
+        Vectors with no output; outputs beyond the number of vectors (stream designs: samples
+        without their whole output; surplus output beats).
+    protocol_errors:
+        Stream designs: times the output broke the handshake (``tvalid`` fell, or its data or
+        ``tlast`` changed, before the beat was taken).
     build_seconds, sim_seconds:
         Time spent building (0 when an earlier build in *build_dir* was reused) and in the bench's
         drive loop.
@@ -56,6 +62,7 @@ class VerifyResult:
     latency_errors: int = 0
     missing: int = 0
     extra: int = 0
+    protocol_errors: int = 0
     build_seconds: float = 0.0
     sim_seconds: float = 0.0
 
@@ -68,13 +75,14 @@ class VerifyResult:
             and self.latency_errors == 0
             and self.missing == 0
             and self.extra == 0
+            and self.protocol_errors == 0
         )
 
     def summary(self) -> str:
         """One line: verdict, counts and speed."""
         us = 1e6 * self.sim_seconds / max(1, self.vectors)
         counts = f"{self.vectors} vectors, {self.mismatches} mismatches"
-        for name in ("latency_errors", "missing", "extra"):
+        for name in ("latency_errors", "missing", "extra", "protocol_errors"):
             if getattr(self, name):
                 counts += f", {getattr(self, name)} {name.replace('_', ' ')}"
         line = (

@@ -24,7 +24,8 @@ import numpy as np
 from cocotb_tools.runner import get_runner
 
 from .bus import BusLayout
-from .config import CONFIG_VARIABLE, BenchConfig, check_bubble_probability
+from .config import CONFIG_VARIABLE, BenchConfig, check_probability
+from .interface import check_vectors, io_kind
 from .manifest import load_manifest
 from .result import VerifyResult
 from .workspace import _environment, _read_json, _run_watching, _Say, _tail, _work_dir
@@ -49,24 +50,37 @@ def verify(
     build_dir: Path | None = None,
     seed: int = 0,
     bubble_probability: float = 0.05,
+    backpressure_probability: float = 0.2,
     waves: bool = False,
     quiet: bool = False,
     expected_taps: Sequence[np.ndarray] | None = None,
 ) -> VerifyResult:
     """Simulate the design in *rtl_dir* on *inputs* and compare its outputs with *expected*.
 
-    One vector enters per clock (II = 1) with ``valid_in`` high, except for random bubbles;
-    every output must equal the reference exactly and come out ``latency_cycles`` after its
-    input; exactly N outputs must come out. Not thread-safe: it sets ``PATH`` and
-    ``HGQ_RTL_BENCH`` in ``os.environ`` for the duration of the call.
+    A parallel design gets one vector per clock (II = 1) with ``valid_in`` high, except for
+    random bubbles; every output must equal the reference exactly and come out
+    ``latency_cycles`` after its input; exactly N outputs must come out. A design with several
+    inputs (manifest ``inputs``) takes the model's input vector as the concatenation of its
+    inputs' elements, in the manifest's order, and gets each input on its port.
+
+    A stream design (manifest ``"io": "stream"``) gets the samples back to back as beats with
+    random bubbles, and its output is held back at random (``backpressure_probability``);
+    every output beat must carry the reference's elements, in order, with ``tlast`` on each
+    sample's last beat, and exactly N samples must come out. With both probabilities 0 its
+    timing is checked too: sample 0's last output beat ``latency_cycles`` after its first input
+    beat was taken, each later sample's ``initiation_interval`` cycles after the one before.
+    Counts are in samples (``extra``: surplus output beats).
+
+    Not thread-safe: it sets ``PATH`` and ``HGQ_RTL_BENCH`` in ``os.environ`` for the duration
+    of the call.
 
     Parameters
     ----------
     rtl_dir:
         Folder with ``manifest.json`` and the Verilog it names.
     inputs, expected:
-        Integer arrays ``(N, n_input_elements)`` and ``(N, n_output_elements)``; every value
-        must fit its element's format.
+        Integer arrays ``(N, n_input_elements)`` and ``(N, n_output_elements)`` (the model's
+        input and output vectors); every value must fit its element's format.
     simulator:
         ``"verilator"`` (fast) or ``"icarus"`` (needs ``iverilog`` on PATH).
     build_dir:
@@ -74,6 +88,9 @@ def verify(
         of the same Verilog is reused). Default: a temporary folder, removed afterwards.
     seed, bubble_probability:
         Random valid bubbles: each cycle is a bubble with this probability (0 for none).
+    backpressure_probability:
+        Stream designs: each cycle the output is held back (``tready`` low) with this
+        probability (0 for none). Parallel designs have no backpressure.
     waves:
         Record a waveform (Verilator: ``<build_dir>/dump.vcd``; Icarus:
         ``<build_dir>/sim_build/<top>.fst``); *build_dir* must then be given.
@@ -97,18 +114,15 @@ def verify(
     started = time.perf_counter()
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {SIMULATORS}, not {simulator!r}")
-    check_bubble_probability(bubble_probability)
+    check_probability("bubble_probability", bubble_probability)
+    check_probability("backpressure_probability", backpressure_probability)
     if waves and build_dir is None:
         raise ValueError("waves=True needs a build_dir to keep the waveform in, not None")
     rtl_dir = Path(rtl_dir).resolve()
     manifest = load_manifest(rtl_dir)
-    inputs = BusLayout.from_manifest("input", manifest["input"]).check_range(inputs)
-    expected = BusLayout.from_manifest("output", manifest["output"]).check_range(expected)
-    if inputs.shape[0] != expected.shape[0] or inputs.shape[0] == 0:
-        raise ValueError(
-            "inputs and expected must have the same number of vectors, at least 1, "
-            f"not {inputs.shape[0]} and {expected.shape[0]}"
-        )
+    inputs, expected = check_vectors(manifest, inputs, expected)
+    if expected_taps is not None and io_kind(manifest) == "stream":
+        raise ValueError("expected_taps must be None for a stream design (it has no taps)")
     tap_arrays = _check_taps(manifest, expected_taps, inputs.shape[0])
     say = _Say(quiet)
 
@@ -126,6 +140,7 @@ def verify(
             progress=work / "progress.txt",
             seed=seed,
             bubble_probability=bubble_probability,
+            backpressure_probability=backpressure_probability,
         )
         np.savez(config.vectors, inputs=inputs, expected=expected, **tap_arrays)
         for stale in (config.results, config.progress):
@@ -173,6 +188,7 @@ def verify(
         latency_errors=int(results["latency_errors"]),
         missing=int(results["missing"]),
         extra=int(results["extra"]),
+        protocol_errors=int(results.get("protocol_errors", 0)),
         build_seconds=build_seconds,
         sim_seconds=float(results["sim_seconds"]),
     )

@@ -14,7 +14,31 @@ import numpy as np
 
 from .bus import BusLayout
 
-__all__ = ["first_differing_layer", "score", "score_taps"]
+__all__ = ["failure_record", "first_differing_layer", "score", "score_taps"]
+
+
+def failure_record(
+    kind: str,
+    index: int | None,
+    inputs: np.ndarray | None,
+    expected: np.ndarray | None,
+    actual: np.ndarray | None,
+    elements: list[int],
+    **extra: Any,
+) -> dict[str, Any]:
+    """A ``first_failure`` record: the failure's *kind*, the vector (sample) *index*, its inputs,
+    expected and actual outputs (None where unknown), the differing output elements, and any
+    *extra* fields (cycles, latencies, ...)."""
+    record: dict[str, Any] = {
+        "kind": kind,
+        "index": index,
+        "inputs": None if inputs is None else inputs.tolist(),
+        "expected": None if expected is None else expected.tolist(),
+        "actual": None if actual is None else actual.tolist(),
+        "elements": elements,
+    }
+    record.update(extra)
+    return record
 
 
 def score(
@@ -83,16 +107,14 @@ def score(
 
     def failure(kind: str, index: int | None, **extra: Any) -> dict[str, Any]:
         known = index is not None
-        record: dict[str, Any] = {
-            "kind": kind,
-            "index": index,
-            "inputs": inputs[index].tolist() if known and index < n_vectors else None,
-            "expected": expected[index].tolist() if known and index < n_vectors else None,
-            "actual": actual[index].tolist() if known and index < n_outputs else None,
-            "elements": [],
-        }
-        record.update(extra)
-        return record
+        return failure_record(
+            kind,
+            index,
+            inputs[index] if known and index < n_vectors else None,
+            expected[index] if known and index < n_vectors else None,
+            actual[index] if known and index < n_outputs else None,
+            **{"elements": [], **extra},
+        )
 
     bad = mismatch | late
     if bad.any():
