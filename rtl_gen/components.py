@@ -1,13 +1,11 @@
-"""Amaranth components built from the IR: pipelined, fully unrolled dense layers and networks.
+"""Amaranth components built from the IR: pipelined, fully unrolled dense layers.
 
-Ports (computed from the IR in ``__init__``):
-
-* ``data_in``  — every input element packed LSB first at its :class:`BusLayout` offset,
-* ``valid_in`` — high when ``data_in`` carries a vector (one vector per clock, II = 1),
-* ``data_out`` — every output element packed the same way,
-* ``valid_out`` — ``valid_in`` delayed by :attr:`NetworkComponent.latency` cycles.
-
-Values are two's complement when their format is signed; zero-width elements have no bits.
+:class:`BusLayout` says where each element of a tensor lies in a flat bus (elements packed LSB
+first; two's complement when signed; zero-width elements have no bits). :class:`DensePlan` is
+the pure-integer plan of a dense layer (adder trees, shared patterns, exact ranges),
+:class:`DenseComponent` its pipelined hardware, :class:`RequantizeSteps` the requantizer shared
+with the quantize block. The other layer kinds are in :mod:`rtl_gen.blocks`, the network of
+them in :mod:`rtl_gen.network`.
 """
 
 from __future__ import annotations
@@ -22,11 +20,11 @@ from amaranth.lib.wiring import In, Out
 from hgq_rtl.ir.dense import DenseLayer, accumulator_frac_bits
 from hgq_rtl.ir.fixed import Activation, Overflow, RoundMode, bits_for_range
 from hgq_rtl.ir.formats import TensorFormat
-from hgq_rtl.ir.model import IRModel
 
 from .adder_graph import SharedAdderGraph
 from .adder_patterns import Term
 from .adder_tree import Node, RangeModel, SumPlan, csd, plan_sum
+from .timing import DelayModel, check_pipelining, schedule_delay, schedule_levels
 
 #: Default number of adder levels between two pipeline registers.
 DEFAULT_ADDER_LEVELS_PER_STAGE = 2
@@ -83,6 +81,17 @@ class BusLayout:
                 out[n, k] = v - (1 << width) if is_signed and v >> (width - 1) else v
         return out
 
+    def drive(self, m: Module, name: str, parts: list[Value], *, registered: bool) -> Signal:
+        """A bus signal ``name`` with element ``k`` set to ``parts[k]`` (sign- or zero-extended
+        or cut to its width: each part's range must fit its element's format), through a
+        register (``sync``, without reset) when ``registered``."""
+        bus = Signal(self.port_width, name=name, reset_less=True)
+        domain = m.d.sync if registered else m.d.comb
+        for lsb, width, part in zip(self.lsb, self.width, parts, strict=True):
+            if width:
+                domain += bus[lsb : lsb + width].eq(part)
+        return bus
+
     def fields(self, bus: Value) -> list[Value | None]:
         """Each element of ``bus`` with its signedness; ``None`` for zero-width elements."""
         out = []
@@ -95,7 +104,8 @@ class BusLayout:
         return out
 
 
-def _shape(lo: int, hi: int):
+def range_shape(lo: int, hi: int):
+    """The Amaranth shape of a signal holding exactly ``lo .. hi`` (at least 1 bit)."""
     is_signed, width = bits_for_range(lo, hi)
     return signed(max(width, 1)) if is_signed else unsigned(max(width, 1))
 
@@ -133,11 +143,6 @@ class DensePlan:
         ternary: bool = False,
     ) -> None:
         self.layer = layer
-        self.ternary = ternary
-        self.input_format = input_format
-        self._depth: dict[int, int] = {}
-        lo, hi = input_format.int_range()
-        self.ranges = RangeModel([int(v) for v in lo], [int(v) for v in hi])
         frac = accumulator_frac_bits(layer, input_format)
         live_inputs = input_format.width > 0
         terms = []
@@ -151,6 +156,44 @@ class DensePlan:
                     for position, digit in csd(int(layer.weight[i, j]))
                 ]
             )
+        rescales = [int(frac[i] - layer.output.frac_bits[i]) for i in range(layer.out_features)]
+        constants = []
+        for i, rescale in enumerate(rescales):
+            constant = 0
+            if layer.bias[i] != 0:
+                constant = int(layer.bias[i]) << int(frac[i] - layer.bias_frac_bits[i])
+            if layer.round_mode is RoundMode.RND and rescale > 0:
+                constant += 1 << (rescale - 1)
+            constants.append(constant)
+        self._build(
+            input_format,
+            terms,
+            constants,
+            rescales,
+            share=share,
+            max_shared_depth=max_shared_depth,
+            ternary=ternary,
+        )
+
+    def _build(
+        self,
+        input_format: TensorFormat,
+        terms: list[list[Term]],
+        constants: list[int],
+        rescales: list[int],
+        *,
+        share: bool,
+        max_shared_depth: int | None,
+        ternary: bool,
+    ) -> None:
+        """Plan output ``i`` as the sum of ``terms[i]`` and ``constants[i]``, to be shifted right
+        by ``rescales[i]`` (left when negative); variable ``j`` of a term is input element ``j``."""
+        self.ternary = ternary
+        self.input_format = input_format
+        self._depth: dict[int, int] = {}
+        lo, hi = input_format.int_range()
+        self.ranges = RangeModel([int(v) for v in lo], [int(v) for v in hi])
+        live_inputs = input_format.width > 0
         inputs = {int(j): self.ranges.leaf(int(j), 0, 1) for j in np.flatnonzero(live_inputs)}
         if share:
             graph = SharedAdderGraph(self.ranges, terms, inputs, max_depth=max_shared_depth)
@@ -163,14 +206,8 @@ class DensePlan:
                 return [self.ranges.ref(inputs[t.variable], t.shift, t.negative) for t in terms[i]]
 
         self.neurons = []
-        for i in range(layer.out_features):
+        for i, (constant, rescale) in enumerate(zip(constants, rescales, strict=True)):
             leaves = leaves_of(i)
-            rescale = int(frac[i] - layer.output.frac_bits[i])
-            constant = 0
-            if layer.bias[i] != 0:
-                constant = int(layer.bias[i]) << int(frac[i] - layer.bias_frac_bits[i])
-            if layer.round_mode is RoundMode.RND and rescale > 0:
-                constant += 1 << (rescale - 1)
             if constant:
                 leaves.append(self.ranges.const(constant))
             tree = plan_sum(self.ranges, leaves, self.node_depth, arity=3 if ternary else 2)
@@ -205,58 +242,6 @@ class DensePlan:
         return sum(a.width for a in self.adders())
 
 
-@dataclass(frozen=True)
-class DelayModel:
-    """A first-order timing model for placing pipeline registers (defaults: UltraScale+-like).
-
-    An adder of ``w`` output bits takes ``level_ns + bit_ns * w`` (a LUT level plus its carry
-    chain), a three-input adder one LUT level more (each bit's LUT reads the carry-save bit of
-    the bit below); a requantizer with a ReLU or SAT mux takes ``level_ns``; every register
-    costs ``register_ns`` (clock-to-out + setup) of the period.
-    """
-
-    level_ns: float = 0.45
-    bit_ns: float = 0.015
-    register_ns: float = 0.35
-
-    def adder(self, width: int, operands: int = 2) -> float:
-        return self.level_ns * (operands - 1) + self.bit_ns * width
-
-
-def _schedule_levels(plan: DensePlan, levels_per_stage: int) -> dict[int, tuple[int, float]]:
-    """Stage of every adder: a register after every ``levels_per_stage`` adder levels."""
-    return {a.ident: ((plan.node_depth(a) - 1) // levels_per_stage, 0.0) for a in plan.adders()}
-
-
-def _schedule_delay(
-    plan: DensePlan, clock_ns: float, model: DelayModel
-) -> dict[int, tuple[int, float]]:
-    """Stage and arrival time of every adder, registering where the period would be exceeded.
-
-    Adders are visited in order of depth; each starts in the latest stage of its operands and
-    moves to the next stage (its operands registered) when its arrival time would pass
-    ``clock_ns``. Greedy as-soon-as-possible, so values travel as far as the period allows.
-    """
-    budget = clock_ns - model.register_ns
-    timing: dict[int, tuple[int, float]] = {}
-
-    def at(node: Node) -> tuple[int, float]:
-        while node.kind == "ref":
-            node = node.operands[0]
-        return timing.get(node.ident, (0, 0.0))
-
-    for adder in sorted(plan.adders(), key=plan.node_depth):
-        operands = [at(op) for op in adder.operands]
-        stage = max(s for s, _ in operands)
-        start = max((t for s, t in operands if s == stage), default=0.0)
-        delay = model.adder(adder.width, len(adder.operands))
-        finish = start + delay
-        if finish > budget and start > 0:
-            stage, finish = stage + 1, delay
-        timing[adder.ident] = (stage, finish)
-    return timing
-
-
 class DenseComponent(wiring.Component):
     """A fully unrolled, pipelined dense layer with constant weights.
 
@@ -278,30 +263,54 @@ class DenseComponent(wiring.Component):
         delay_model: DelayModel | None = None,
         ternary: bool = False,
     ) -> None:
-        if not isinstance(adder_levels_per_stage, int) or adder_levels_per_stage < 1:
-            raise ValueError(
-                f"adder_levels_per_stage must be a positive integer, not {adder_levels_per_stage!r}"
-            )
-        if clock_ns is not None and not clock_ns > 0:
-            raise ValueError(f"clock_ns must be > 0, not {clock_ns!r}")
+        check_pipelining(adder_levels_per_stage, clock_ns)
         self.layer = layer
         self.share = share
         self.ternary = ternary
-        self.plan = DensePlan(layer, input_format, share=share, ternary=ternary)
+        self.plan = self._make_plan(input_format)
         self.adder_levels_per_stage = adder_levels_per_stage
         self.clock_ns = clock_ns
         self.delay_model = delay_model or DelayModel()
         self.input_layout = BusLayout.of(input_format)
         self.output_layout = BusLayout.of(layer.output)
         if clock_ns is None:
-            self.timing = _schedule_levels(self.plan, adder_levels_per_stage)
+            self.timing = schedule_levels(self.plan, adder_levels_per_stage)
         else:
-            self.timing = _schedule_delay(self.plan, clock_ns, self.delay_model)
+            self.timing = schedule_delay(self.plan, clock_ns, self.delay_model)
         self.final_stage = self._final_stage()
         self.latency = self.final_stage + 1
-        super().__init__(
-            {"x": In(self.input_layout.port_width), "y": Out(self.output_layout.port_width)}
-        )
+        super().__init__(self._ports())
+
+    #: The component's input ports, in the order of the layer's inputs.
+    input_ports: tuple[str, ...] = ("x",)
+
+    def _make_plan(self, input_format: TensorFormat) -> DensePlan:
+        return DensePlan(self.layer, input_format, share=self.share, ternary=self.ternary)
+
+    def _ports(self) -> dict[str, wiring.Member]:
+        return {"x": In(self.input_layout.port_width), "y": Out(self.output_layout.port_width)}
+
+    def _input_fields(self) -> list[Value | None]:
+        """Every input element (``None`` for zero-width ones), as the plan numbers them."""
+        return self.input_layout.fields(self.x)
+
+    @property
+    def activation(self) -> Activation:
+        return self.layer.activation
+
+    @property
+    def overflow(self) -> Overflow:
+        return self.layer.overflow
+
+    def statistics(self) -> dict[str, int]:
+        """The layer's figures for the manifest: adder levels, adders, pipeline registers."""
+        return {
+            "adder_depth": self.plan.depth,
+            "adders": self.plan.adder_count(),
+            "adder_bits": self.plan.adder_bits(),
+            "shared_adders": len(self.plan.shared),
+            "pipeline_register_bits": self.register_bits(),
+        }
 
     def stage(self, node: Node) -> int:
         while node.kind == "ref":
@@ -359,7 +368,7 @@ class DenseComponent(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         prefix = self.layer.name
-        inputs = self.input_layout.fields(self.x)
+        inputs = self._input_fields()
         own: dict[int, Value] = {}
         delayed: dict[tuple[int, int], Value] = {}
 
@@ -368,14 +377,14 @@ class DenseComponent(wiring.Component):
             while node.kind == "ref":
                 node = node.operands[0]
             if node.kind == "const":
-                return C(node.hi, _shape(node.lo, node.hi))
+                return C(node.hi, range_shape(node.lo, node.hi))
             home = self.stage(node)
             if stage == home:
                 return inputs[node.input_index] if node.kind == "input" else own[node.ident]
             key = (node.ident, stage)
             if key not in delayed:
                 reg = Signal(
-                    _shape(node.lo, node.hi),
+                    range_shape(node.lo, node.hi),
                     name=f"{prefix}_v{node.ident}_s{stage}",
                     reset_less=True,
                 )
@@ -392,7 +401,7 @@ class DenseComponent(wiring.Component):
                     total = term
                 else:
                     total = total - term if subtracted else total + term
-            sig = Signal(_shape(adder.lo, adder.hi), name=f"{prefix}_a{adder.ident}_s{stage}")
+            sig = Signal(range_shape(adder.lo, adder.hi), name=f"{prefix}_a{adder.ident}_s{stage}")
             m.d.comb += sig.eq(total)
             own[adder.ident] = sig
 
@@ -409,126 +418,62 @@ class DenseComponent(wiring.Component):
 
     def _requantize(self, m: Module, i: int, neuron: NeuronPlan, root: Value) -> Value:
         """Output integer ``i`` (its low ``width`` bits) from the accumulator's root node."""
-        layer = self.layer
         node = neuron.tree.root
         lo, hi = node.lo, node.hi
         if node.negative:
             root, lo, hi = -root, -hi, -lo
+        out_lo, out_hi = (int(v[i]) for v in self.layer.output.int_range())
         # value = root << node.shift; output = floor(value / 2**rescale)
-        shift = node.shift - neuron.rescale
-        if shift >= 0:
-            q, lo, hi = root << shift, lo << shift, hi << shift
-        else:
-            q, lo, hi = root >> -shift, lo >> -shift, hi >> -shift
-        if layer.activation is Activation.RELU and lo < 0:
-            q, lo, hi = Mux(q < 0, 0, q), 0, max(hi, 0)
-        out_lo, out_hi = (int(v[i]) for v in layer.output.int_range())
-        if layer.overflow is Overflow.SAT and (lo < out_lo or hi > out_hi):
+        steps = RequantizeSteps.of(
+            lo, hi, node.shift - neuron.rescale, self.activation, self.overflow, out_lo, out_hi
+        )
+        name = f"{self.layer.name}_q{i}"
+        return steps.build(m, name, root, self.output_layout.width[i])
+
+
+@dataclass(frozen=True)
+class RequantizeSteps:
+    """The tail of a dense layer (and all of a quantize layer) on a value in ``[lo, hi]``:
+    ``value << shift`` (a flooring right shift when ``shift < 0``: a bit slice), a ReLU mux only
+    where the shifted value can be negative, a SAT clamp only where it can leave
+    ``[out_lo, out_hi]``; WRAP keeps the low bits. Rounding to nearest is not a step: it is a
+    ``+1/2`` constant folded into the value beforehand."""
+
+    shift: int
+    relu: bool
+    saturate: bool
+    lo: int  # range after the shift and the ReLU
+    hi: int
+    out_lo: int
+    out_hi: int
+
+    @classmethod
+    def of(
+        cls,
+        lo: int,
+        hi: int,
+        shift: int,
+        activation: Activation,
+        overflow: Overflow,
+        out_lo: int,
+        out_hi: int,
+    ) -> RequantizeSteps:
+        lo, hi = (lo << shift, hi << shift) if shift >= 0 else (lo >> -shift, hi >> -shift)
+        relu = activation is Activation.RELU and lo < 0
+        if relu:
+            lo, hi = 0, max(hi, 0)
+        saturate = overflow is Overflow.SAT and (lo < out_lo or hi > out_hi)
+        return cls(shift, relu, saturate, lo, hi, out_lo, out_hi)
+
+    def build(self, m: Module, name: str, value: Value, width: int) -> Value:
+        """The low ``width`` bits of the result for ``value``, through a signal ``name``."""
+        shift = self.shift
+        q = value << shift if shift >= 0 else value >> -shift
+        if self.relu:
+            q = Mux(q < 0, 0, q)
+        out_lo, out_hi = self.out_lo, self.out_hi
+        if self.saturate:
             q = Mux(q > out_hi, out_hi, Mux(q < out_lo, out_lo, q))
-        sig = Signal(_shape(min(lo, out_lo), max(hi, out_hi)), name=f"{layer.name}_q{i}")
+        sig = Signal(range_shape(min(self.lo, out_lo), max(self.hi, out_hi)), name=name)
         m.d.comb += sig.eq(q)
-        return sig[: self.output_layout.width[i]]
-
-
-class NetworkComponent(wiring.Component):
-    """The whole network: an input register, the layers in a pipeline, a valid shift register.
-
-    Parameters
-    ----------
-    ir
-        The frozen integer model.
-    adder_levels_per_stage
-        Adder levels between pipeline registers inside each layer (default 2).
-    register_inputs
-        Register ``data_in`` before the first layer (default True; adds one cycle).
-    debug_taps
-        Also bring every hidden layer's output bus out on a port ``tap_<layer>`` (for
-        debugging a mismatch layer by layer; :meth:`tap_latency` gives when each is valid).
-    share
-        Build recurring patterns ``x_a ± (x_b << d)`` once per layer (default True).
-    clock_ns
-        Place registers by a delay model for this clock period instead of every
-        ``adder_levels_per_stage`` levels.
-    ternary
-        Sum each output's terms with three-input adders (:class:`DensePlan`).
-
-    Raises
-    ------
-    ValueError
-        When ``ir`` is not a chain of dense layers (:meth:`IRModel.is_dense_chain`): the
-        generator has no max pooling, addition, concatenation, lookup or requantizer blocks.
-    """
-
-    def __init__(
-        self,
-        ir: IRModel,
-        *,
-        adder_levels_per_stage: int = DEFAULT_ADDER_LEVELS_PER_STAGE,
-        register_inputs: bool = True,
-        debug_taps: bool = False,
-        share: bool = True,
-        clock_ns: float | None = None,
-        ternary: bool = False,
-    ) -> None:
-        problem = ir.dense_chain_problem()
-        if problem is not None:
-            raise ValueError(
-                "RTL generation supports chains of dense layers (convolutions and average "
-                f"pooling freeze to dense layers); {problem}"
-            )
-        self.ir = ir
-        self.register_inputs = register_inputs
-        self.debug_taps = debug_taps
-        self.layers = [
-            DenseComponent(
-                layer,
-                fmt,
-                adder_levels_per_stage=adder_levels_per_stage,
-                clock_ns=clock_ns,
-                share=share,
-                ternary=ternary,
-            )
-            for layer, fmt in zip(ir.layers, ir.input_formats(), strict=True)
-        ]
-        self.input_layout = BusLayout.of(ir.input)
-        self.output_layout = BusLayout.of(ir.output)
-        self.latency = int(register_inputs) + sum(layer.latency for layer in self.layers)
-        members = {
-            "data_in": In(self.input_layout.port_width),
-            "valid_in": In(1),
-            "data_out": Out(self.output_layout.port_width),
-            "valid_out": Out(1),
-        }
-        for layer in self.tapped_layers():
-            members[f"tap_{layer.layer.name}"] = Out(layer.output_layout.port_width)
-        super().__init__(members)
-
-    def tapped_layers(self) -> list[DenseComponent]:
-        """The layers whose output has a debug port (all but the last, with ``debug_taps``)."""
-        return self.layers[:-1] if self.debug_taps else []
-
-    def tap_latency(self, index: int) -> int:
-        """Cycles from ``data_in`` to the output of layer ``index``."""
-        return int(self.register_inputs) + sum(layer.latency for layer in self.layers[: index + 1])
-
-    def elaborate(self, platform) -> Module:
-        m = Module()
-        bus = self.data_in
-        if self.register_inputs:
-            registered = Signal(self.input_layout.port_width, name="data_in_reg", reset_less=True)
-            m.d.sync += registered.eq(self.data_in)
-            bus = registered
-        for layer in self.layers:
-            m.submodules[layer.layer.name] = layer
-            m.d.comb += layer.x.eq(bus)
-            bus = layer.y
-        m.d.comb += self.data_out.eq(bus)
-        for layer in self.tapped_layers():
-            m.d.comb += getattr(self, f"tap_{layer.layer.name}").eq(layer.y)
-        valid = self.valid_in
-        for stage in range(self.latency):
-            reg = Signal(name=f"valid_{stage}")
-            m.d.sync += reg.eq(valid)
-            valid = reg
-        m.d.comb += self.valid_out.eq(valid)
-        return m
+        return sig[:width]

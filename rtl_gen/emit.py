@@ -23,8 +23,9 @@ from hgq_rtl.ir import io as ir_io
 from hgq_rtl.ir.formats import TensorFormat
 from hgq_rtl.ir.model import IRModel
 
-from .components import DEFAULT_ADDER_LEVELS_PER_STAGE, BusLayout, NetworkComponent
-from .netlist_verilog import write_verilog
+from .components import DEFAULT_ADDER_LEVELS_PER_STAGE, BusLayout
+from .netlist_verilog import check_direct_writer, write_verilog
+from .network import NetworkComponent
 
 MANIFEST_SCHEMA = "hgq-rtl-manifest"
 MANIFEST_VERSION = 1
@@ -56,13 +57,15 @@ class RtlOptions:
     ``share_subexpressions``: build patterns that recur across a layer's outputs once (an adder
     graph) instead of one independent shift-and-add tree per output.
     ``clock_ns``: place pipeline registers by a delay model for this period (see
-    :class:`~rtl_gen.components.DelayModel`) instead of every ``adder_levels_per_stage`` levels.
+    :class:`~rtl_gen.timing.DelayModel`) instead of every ``adder_levels_per_stage`` levels.
     ``writer``: :class:`VerilogWriter` (or its value, ``"amaranth"`` or ``"direct"``).
     ``ternary_adders``: sum each output's terms with three-input adders (fewer adder levels;
     with ``xilinx_primitives``, one LUT per bit where two chained adders take two).
     ``xilinx_primitives``: the direct writer writes three-input adders as AMD/Xilinx
     ``LUT6_2``/``CARRY4`` cells (with behavioural models for simulators and other targets; see
-    :mod:`rtl_gen.netlist_verilog`). Needs ``writer="direct"`` and ``ternary_adders``.
+    :mod:`rtl_gen.netlist_verilog`). Needs ``writer="direct"`` and ``ternary_adders``. The
+    direct writer takes chains of dense layers only (by design); other models need the Amaranth
+    writer.
     """
 
     adder_levels_per_stage: int = DEFAULT_ADDER_LEVELS_PER_STAGE
@@ -134,6 +137,46 @@ def _elements(fmt: TensorFormat, layout: BusLayout) -> list[dict[str, Any]]:
     ]
 
 
+def _inputs(component: NetworkComponent) -> dict[str, Any]:
+    """The manifest's ``input`` port, or for a model with several inputs its ``inputs`` (one
+    named port each, in the model's order, all under ``valid_in``)."""
+    buses = [
+        {
+            "name": model_input.name,
+            "port": port,
+            "valid": "valid_in",
+            "width": layout.port_width,
+            "elements": _elements(model_input.format, layout),
+        }
+        for model_input, (port, layout) in zip(
+            component.ir.inputs, component.input_buses.values(), strict=True
+        )
+    ]
+    if len(buses) == 1:
+        return {"input": {key: value for key, value in buses[0].items() if key != "name"}}
+    return {"inputs": buses}
+
+
+def _layers(component: NetworkComponent) -> list[dict[str, Any]]:
+    """The manifest's ``layers``: per layer its latency and its block's figures. Entries of a
+    graph (any model but a chain of dense layers) also say the layer's ``kind``, the tensors it
+    reads (``inputs``) and the delay line of each (``input_delay_cycles``); a dense chain's are
+    as they were before graphs."""
+    ir = component.ir
+    graph = ir.dense_chain_problem() is not None
+    entries = []
+    for layer, block in zip(ir.layers, component.layers, strict=True):
+        entry: dict[str, Any] = {"name": layer.name}
+        if graph:
+            entry["kind"] = layer.kind
+            entry["inputs"] = list(ir.inputs_of(layer))
+            entry["input_delay_cycles"] = list(component.input_delays[layer.name])
+        entry["latency_cycles"] = block.latency
+        entry.update(block.statistics())
+        entries.append(entry)
+    return entries
+
+
 def manifest(
     component: NetworkComponent,
     name: str,
@@ -154,12 +197,7 @@ def manifest(
         "reset": "rst",
         "latency_cycles": component.latency,
         "initiation_interval": 1,
-        "input": {
-            "port": "data_in",
-            "valid": "valid_in",
-            "width": component.input_layout.port_width,
-            "elements": _elements(ir.input, component.input_layout),
-        },
+        **_inputs(component),
         "output": {
             "port": "data_out",
             "valid": "valid_out",
@@ -176,26 +214,15 @@ def manifest(
             }
             for k, layer in enumerate(component.tapped_layers())
         ],
-        "layers": [
-            {
-                "name": layer.layer.name,
-                "latency_cycles": layer.latency,
-                "adder_depth": layer.plan.depth,
-                "adders": layer.plan.adder_count(),
-                "adder_bits": layer.plan.adder_bits(),
-                "shared_adders": len(layer.plan.shared),
-                "pipeline_register_bits": layer.register_bits(),
-            }
-            for layer in component.layers
-        ],
+        "layers": _layers(component),
         "options": {
-            "adder_levels_per_stage": component.layers[0].adder_levels_per_stage,
+            "adder_levels_per_stage": component.adder_levels_per_stage,
             "register_inputs": component.register_inputs,
             "debug_taps": component.debug_taps,
-            "share_subexpressions": component.layers[0].share,
-            "clock_ns": component.layers[0].clock_ns,
+            "share_subexpressions": component.share,
+            "clock_ns": component.clock_ns,
             "writer": VerilogWriter(writer).value,
-            "ternary_adders": component.layers[0].ternary,
+            "ternary_adders": component.ternary,
             "xilinx_primitives": xilinx_primitives,
         },
         "model": MODEL_SUBDIR,
@@ -218,6 +245,8 @@ def emit(
     name = name or ir.name
     out_dir = Path(out_dir)
     options = options or RtlOptions()
+    if options.writer is VerilogWriter.DIRECT:
+        check_direct_writer(ir)  # before the (long) build
     component = build(ir, options)
     text = to_verilog(component, name, options.writer, xilinx_primitives=options.xilinx_primitives)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,10 @@
-"""Direct Verilog writer: the design of a :class:`~rtl_gen.components.NetworkComponent` as text.
+"""Direct Verilog writer: the design of a :class:`~rtl_gen.network.NetworkComponent` as text.
+
+By design it writes chains of dense layers only (the layers with thousands of adders it exists
+for; convolutions count, as the dense layers they lower to): any other model is refused with one
+``ValueError`` naming the first layer that is not a dense layer reading the previous one
+(:func:`check_direct_writer`); the Amaranth writer (:func:`rtl_gen.emit.to_verilog`) writes
+every layer kind.
 
 Amaranth's RTLIL back end costs a few milliseconds per adder, too slow for layers with tens of
 thousands of adders. This writer walks the same plan (:class:`~rtl_gen.components.DensePlan`, the
@@ -26,11 +32,14 @@ that macro and use the vendor's own cells.
 from __future__ import annotations
 
 from hgq_rtl.ir.fixed import Activation, Overflow, bits_for_range
+from hgq_rtl.ir.lowering import lower_spatial
+from hgq_rtl.ir.model import IRModel
 
 from .adder_tree import Node
-from .components import DenseComponent, NetworkComponent
+from .components import DenseComponent
+from .network import NetworkComponent
 
-__all__ = ["VENDOR_CELLS_MACRO", "write_verilog"]
+__all__ = ["VENDOR_CELLS_MACRO", "check_direct_writer", "write_verilog"]
 
 #: Defined by the AMD/Xilinx synthesis scripts: the design's ``LUT6_2``/``CARRY4`` models are
 #: then left out and the tool's own cells are used.
@@ -359,6 +368,18 @@ class _LayerWriter:
         return current
 
 
+def check_direct_writer(ir: IRModel) -> None:
+    """Refuse (``ValueError``) a model the direct writer does not write: anything but a chain
+    of dense layers (or convolutions, lowered to dense layers) on one input."""
+    problem = lower_spatial(ir).dense_chain_problem()
+    if problem is not None:
+        raise ValueError(
+            f"the direct Verilog writer (writer='direct', --xilinx-cells) writes chains of dense "
+            f"layers only, by design: {problem}; use the Amaranth writer (writer='amaranth', "
+            "the default) for this model"
+        )
+
+
 def write_verilog(
     component: NetworkComponent, name: str, *, xilinx_primitives: bool = False
 ) -> str:
@@ -367,8 +388,10 @@ def write_verilog(
     The ports, their widths, the latency and the reset behaviour are those of the Amaranth
     writer's (:func:`rtl_gen.emit.to_verilog`); so are the arithmetic and the registers, both
     taken from the component's plan and schedule. ``xilinx_primitives``: write three-input
-    adders as AMD/Xilinx cells (see the module docstring).
+    adders as AMD/Xilinx cells (see the module docstring). Refuses any model but a chain of
+    dense layers (:func:`check_direct_writer`).
     """
+    check_direct_writer(component.ir)
     modules = []
     buses = []
     cells = False

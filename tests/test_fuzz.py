@@ -7,10 +7,15 @@ generator options drawn by :func:`strategies.rtl_options`. Its Verilog is simula
 vectors over every input's full range (each input's minimum and maximum first) and every output
 integer compared with the reference. Hypothesis runs derandomized: CI draws the same networks
 every time. ``benchmarks/fuzz.py`` runs many more.
+
+Graphs of every layer kind (:func:`strategies.graph_specs`: dense, quantize, maxpool, add,
+concat and lookup layers reading any earlier tensors, so branches of different latencies meet)
+are fuzzed through check 2: Amaranth's simulation of the generated network == the reference.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -18,16 +23,27 @@ import numpy as np
 import pytest
 from broken import break_design
 from hypothesis import HealthCheck, given, settings
-from strategies import model_specs, rtl_options
+from hypothesis import strategies as st
+from strategies import (
+    GRAPH_KINDS,
+    GraphSpec,
+    graph_from_spec,
+    graph_specs,
+    model_specs,
+    rtl_options,
+)
 
 from hgq_rtl.flow import verify_design
 from hgq_rtl.ir import reference
 from hgq_rtl.ir.fixed import Activation, Overflow, RoundMode
 from hgq_rtl.ir.random import LayerSpec, ModelSpec, model_from_spec, random_spec
-from rtl_gen.emit import RtlOptions, emit
+from rtl_gen.emit import RtlOptions, build, emit
+from rtl_gen.simulate import simulate
 
 VECTORS_PER_MODEL = 3000
 MODELS = 50
+GRAPHS = 100
+VECTORS_PER_GRAPH = 100
 
 
 def check_network(spec: ModelSpec, options: RtlOptions, work: Path, *, broken: bool = False):
@@ -116,3 +132,53 @@ def test_a_spec_gives_one_model_and_is_validated() -> None:
         LayerSpec(3, zero_weights=1.5)
     with pytest.raises(ValueError, match="overflow must be a Overflow, not 'SAT'"):
         LayerSpec(3, overflow="SAT")
+
+
+@settings(
+    max_examples=GRAPHS,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(spec=graph_specs(), options=rtl_options(), ternary=st.booleans())
+def test_fuzzed_graph_matches_the_reference_in_simulation(
+    spec: GraphSpec, options: RtlOptions, ternary: bool
+) -> None:
+    ir = graph_from_spec(spec)
+    component = build(ir, dataclasses.replace(options, ternary_adders=ternary))
+    rng = np.random.default_rng(spec.seed)
+    x = reference.random_inputs(ir.input, VECTORS_PER_GRAPH, rng)
+    lo, hi = ir.input.int_range()
+    x[0], x[1] = lo, hi
+    got, want = simulate(component, x), reference.run(ir, x)
+    bad = np.flatnonzero(np.any(got != want, axis=1))
+    assert bad.size == 0, f"vector {x[bad[0]].tolist()}: {got[bad[0]]} != {want[bad[0]]}"
+
+
+def test_the_graph_strategy_covers_every_kind_and_branches() -> None:
+    """Drawn graphs hold every kind, multi-input layers whose inputs arrive at different
+    cycles, zero-width elements, and maxpool and lookup layers after dense ones."""
+    kinds, features = set(), set()
+
+    @settings(max_examples=4 * GRAPHS, derandomize=True, database=None, deadline=None)
+    @given(spec=graph_specs())
+    def collect(spec: GraphSpec) -> None:
+        ir = graph_from_spec(spec)
+        kinds.update(layer.kind for layer in ir.layers)
+        component = build(ir)
+        if any(len(set(d)) > 1 for d in component.input_delays.values()):
+            features.add("unaligned branches")
+        formats = [ir.input, *(layer.output for layer in ir.layers)]
+        if any((f.width == 0).any() for f in formats):
+            features.add("zero-width")
+        for layer in ir.layers:
+            source = ir.inputs_of(layer)[0]
+            if layer.kind in ("lookup", "maxpool") and source != "input":
+                features.add(f"{layer.kind} after {ir.layer(source).kind}")
+
+    collect()
+    assert kinds == set(GRAPH_KINDS)
+    assert {"unaligned branches", "zero-width", "lookup after dense", "maxpool after dense"} <= (
+        features
+    )

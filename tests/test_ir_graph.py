@@ -1,5 +1,5 @@
 """The IR as a graph: max pooling, addition, concatenation, lookup tables and requantization
-(hgq_rtl.ir.layers, .model, .reference, .io, .overflow), and the RTL generator's refusal of graphs.
+(hgq_rtl.ir.layers, .model, .reference, .io, .overflow), and the RTL generator on graphs.
 
 Every expected integer comes from plain Python loops over a few samples written here from
 docs/ir.md (``_expected_*``), or is worked out by hand in a comment — never from the reference.
@@ -590,31 +590,45 @@ def test_a_large_sparse_dense_layer_validates_quickly() -> None:
     assert elapsed < 2.0, f"validating a 10816 x 784 layer took {elapsed:.2f} s"
 
 
-# --------------------------------------------------------------------------- RTL refuses graphs
+# --------------------------------------------------------------------------- RTL builds graphs
 
 
-def test_rtl_generation_refuses_a_graph() -> None:
-    from rtl_gen.components import NetworkComponent
+def test_rtl_generation_builds_a_graph() -> None:
+    from rtl_gen.network import NetworkComponent
+    from rtl_gen.simulate import simulate
 
-    with pytest.raises(ValueError, match="layer 'requant' is a quantize layer") as info:
-        NetworkComponent(_residual_model())
-    assert str(info.value).startswith("RTL generation supports chains of dense layers")
+    x = _samples(RES_INPUT, 100, 11)
+    component = NetworkComponent(_residual_model())
+    assert simulate(component, x).tolist() == _expected_residual(x)
+    # the residual input waits for fc and requant in a delay line
+    assert component.input_delays["residual"] == (0, component.arrival["requant"] - 1)
     f = random_format(np.random.default_rng(14), 3)
     d0 = select("d0", f, [0, 1, 2])
     d1 = select("d1", f, [2, 1, 0], inputs=("input",))
-    with pytest.raises(ValueError, match="layer 'd1' reads 'input', not the previous 'd0'"):
-        NetworkComponent(IRModel("two", f, (d0, d1)))
+    x = _samples(f, 20, 12)
+    assert simulate(NetworkComponent(IRModel("two", f, (d0, d1))), x).tolist() == [
+        row[::-1] for row in x.tolist()
+    ]
 
 
-def test_cli_rtl_on_a_graph_is_bad_input(tmp_path: Path) -> None:
+def test_cli_rtl_on_a_graph(tmp_path: Path) -> None:
     folder = save(_residual_model(), tmp_path / "graph")
-    result = cli("rtl", folder, "--out", tmp_path / "design", cwd=tmp_path)
+    result = cli("rtl", folder, "--out", tmp_path / "design", "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "design" / "manifest.json").read_text())
+    assert [(e["name"], e["kind"]) for e in manifest["layers"]] == [
+        ("fc", "dense"),
+        ("requant", "quantize"),
+        ("residual", "add"),
+    ]
+    # the direct writer (--xilinx-cells) writes dense chains only: one line, nothing written
+    result = cli("rtl", folder, "--out", tmp_path / "cells", "--xilinx-cells", cwd=tmp_path)
     assert_bad_input(
         result,
-        "RTL generation supports chains of dense layers",
-        "layer 'requant' is a quantize layer",
+        "the direct Verilog writer (writer='direct', --xilinx-cells) writes chains of dense",
+        "layer 'requant' is a quantize layer; use the Amaranth writer",
     )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["graph"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["design", "graph"]
 
 
 def test_cli_check_on_a_graph(tmp_path: Path) -> None:

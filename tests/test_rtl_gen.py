@@ -12,7 +12,8 @@ from hgq_rtl.ir.formats import TensorFormat
 from hgq_rtl.ir.model import IRModel
 from hgq_rtl.ir.random import random_dense, random_format, random_model
 from rtl_gen.adder_tree import RangeModel, csd, dot_product_leaves, plan_sum
-from rtl_gen.components import DenseComponent, DensePlan, NetworkComponent
+from rtl_gen.components import DenseComponent, DensePlan
+from rtl_gen.network import NetworkComponent
 from rtl_gen.simulate import simulate
 
 

@@ -1,0 +1,110 @@
+"""Where pipeline registers go: a first-order delay model and the schedules built on it.
+
+A dense layer's adders (:class:`~rtl_gen.components.DensePlan`) are staged node by node, either
+every ``levels_per_stage`` adder levels (:func:`schedule_levels`) or wherever the
+:class:`DelayModel` says a clock period would be exceeded (:func:`schedule_delay`). Trees that
+advance level by level (the comparators of max pooling) are cut between levels
+(:func:`level_boundaries`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from .adder_tree import Node
+
+
+class Plan(Protocol):
+    """What the schedules read of a plan: its adders and each node's adder depth."""
+
+    def adders(self) -> list[Node]: ...
+
+    def node_depth(self, node: Node) -> int: ...
+
+
+@dataclass(frozen=True)
+class DelayModel:
+    """A first-order timing model for placing pipeline registers (defaults: UltraScale+-like).
+
+    An adder of ``w`` output bits takes ``level_ns + bit_ns * w`` (a LUT level plus its carry
+    chain), a three-input adder one LUT level more (each bit's LUT reads the carry-save bit of
+    the bit below); a requantizer with a ReLU or SAT mux takes ``level_ns``; every register
+    costs ``register_ns`` (clock-to-out + setup) of the period.
+    """
+
+    level_ns: float = 0.45
+    bit_ns: float = 0.015
+    register_ns: float = 0.35
+
+    def adder(self, width: int, operands: int = 2) -> float:
+        return self.level_ns * (operands - 1) + self.bit_ns * width
+
+    def comparator(self, width: int) -> float:
+        """A comparison of ``width``-bit operands (a subtraction's carry chain) and its mux."""
+        return self.adder(width) + self.level_ns
+
+
+def check_pipelining(adder_levels_per_stage: object, clock_ns: object) -> None:
+    """Refuse pipelining options that are not a positive level count and period."""
+    if not isinstance(adder_levels_per_stage, int) or adder_levels_per_stage < 1:
+        raise ValueError(
+            f"adder_levels_per_stage must be a positive integer, not {adder_levels_per_stage!r}"
+        )
+    if clock_ns is not None and not clock_ns > 0:
+        raise ValueError(f"clock_ns must be > 0, not {clock_ns!r}")
+
+
+def schedule_levels(plan: Plan, levels_per_stage: int) -> dict[int, tuple[int, float]]:
+    """Stage of every adder: a register after every ``levels_per_stage`` adder levels."""
+    return {a.ident: ((plan.node_depth(a) - 1) // levels_per_stage, 0.0) for a in plan.adders()}
+
+
+def schedule_delay(plan: Plan, clock_ns: float, model: DelayModel) -> dict[int, tuple[int, float]]:
+    """Stage and arrival time of every adder, registering where the period would be exceeded.
+
+    Adders are visited in order of depth; each starts in the latest stage of its operands and
+    moves to the next stage (its operands registered) when its arrival time would pass
+    ``clock_ns``. Greedy as-soon-as-possible, so values travel as far as the period allows.
+    """
+    budget = clock_ns - model.register_ns
+    timing: dict[int, tuple[int, float]] = {}
+
+    def at(node: Node) -> tuple[int, float]:
+        while node.kind == "ref":
+            node = node.operands[0]
+        return timing.get(node.ident, (0, 0.0))
+
+    for adder in sorted(plan.adders(), key=plan.node_depth):
+        operands = [at(op) for op in adder.operands]
+        stage = max(s for s, _ in operands)
+        start = max((t for s, t in operands if s == stage), default=0.0)
+        delay = model.adder(adder.width, len(adder.operands))
+        finish = start + delay
+        if finish > budget and start > 0:
+            stage, finish = stage + 1, delay
+        timing[adder.ident] = (stage, finish)
+    return timing
+
+
+def level_boundaries(
+    level_delays: Sequence[float],
+    levels_per_stage: int,
+    clock_ns: float | None = None,
+    model: DelayModel | None = None,
+) -> list[int]:
+    """The levels ``k`` (1 to ``depth - 1``) of a level-by-level tree after which every value
+    is registered: every ``levels_per_stage`` levels, or, with ``clock_ns``, greedily where the
+    next level (its slowest operation, ``level_delays[k]`` ns) would pass the period."""
+    depth = len(level_delays)
+    if clock_ns is None:
+        return list(range(levels_per_stage, depth, levels_per_stage))
+    budget = clock_ns - (model or DelayModel()).register_ns
+    boundaries, elapsed = [], 0.0
+    for level, delay in enumerate(level_delays):
+        if elapsed > 0 and elapsed + delay > budget:
+            boundaries.append(level)
+            elapsed = 0.0
+        elapsed += delay
+    return boundaries
