@@ -78,7 +78,17 @@ def _rtl_options(args: argparse.Namespace):
         ternary_adders=args.ternary or args.xilinx_cells,
         xilinx_primitives=args.xilinx_cells,
         writer="direct" if args.xilinx_cells else "amaranth",
+        io=args.io,
     )
+
+
+def _say_io(ir, options, quiet: bool) -> None:
+    """With --io auto, say why a network with convolutions is built fully unrolled."""
+    from rtl_gen.emit import resolve_io
+
+    _, note = resolve_io(ir, options)
+    if note and not quiet:
+        print(f"hgq-rtl: note: generating fully unrolled (--io parallel): {note}", file=sys.stderr)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -149,12 +159,16 @@ def cmd_rtl(args: argparse.Namespace) -> int:
         raise ValueError(
             f"top module name {top!r} must be an ASCII identifier ([A-Za-z_][A-Za-z0-9_]*)"
         )
-    manifest = emit(ir, args.out, _rtl_options(args), name=args.name)
+    options = _rtl_options(args)
+    _say_io(ir, options, args.quiet)
+    manifest = emit(ir, args.out, options, name=args.name)
     print(
         json.dumps(
             {
                 "verilog": str(args.out / manifest["verilog"]),
+                "io": manifest.get("io", "parallel"),
                 "latency_cycles": manifest["latency_cycles"],
+                "initiation_interval": manifest["initiation_interval"],
                 "generation_seconds": round(manifest["generation_seconds"], 3),
             }
         )
@@ -384,6 +398,14 @@ def _add_rtl_options(p: argparse.ArgumentParser) -> None:
         "other targets)",
     )
     g.add_argument("--no-input-register", action="store_true", help="do not register data_in first")
+    g.add_argument(
+        "--io",
+        choices=("auto", "parallel", "stream"),
+        default="auto",
+        help="parallel: fully unrolled, one sample per clock; stream: one pixel per beat "
+        "through line buffers and one shared kernel per convolution (AXI4-Stream ports); "
+        "auto (default): stream for networks with convolutions or pooling that can stream",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -401,7 +423,12 @@ def parser() -> argparse.ArgumentParser:
     _add_train_options(r)
     _add_rtl_options(r)
     r.add_argument("--out", type=Path, default=Path("runs/digits"), help="output folder")
-    r.add_argument("--vectors", type=_positive_int, default=100_000)
+    r.add_argument(
+        "--vectors",
+        type=_positive_int,
+        help="vectors check 3 drives (default: 100,000 for a parallel design; every test "
+        "sample for a streamed one)",
+    )
     r.add_argument("--clock-ns", type=float, default=5.0, help="target clock period")
     r.add_argument("--no-synth", action="store_true", help="skip synthesis")
     r.set_defaults(func=cmd_run)

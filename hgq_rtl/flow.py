@@ -203,6 +203,24 @@ def evaluate(ir: IRModel, dataset: Dataset) -> float:
     return reference_metrics(ir, dataset.x_test, dataset.y_test, task)[METRICS[task][0]]
 
 
+def input_format(ir: IRModel):
+    """The formats of every model input's elements, one input after the other: the layout of
+    the integer vectors that verification drives (and the benches split by input)."""
+    from .ir.formats import concat_formats
+
+    return concat_formats([model_input.format for model_input in ir.inputs])
+
+
+def by_name(ir: IRModel, x: np.ndarray):
+    """Integer vectors of :func:`input_format` as the reference takes them: the array itself
+    for a single-input model, else a mapping from input name to its columns."""
+    if len(ir.inputs) == 1:
+        return x
+    split = np.cumsum([model_input.format.size for model_input in ir.inputs])[:-1]
+    columns = np.split(x, split, axis=1)
+    return {m.name: part for m, part in zip(ir.inputs, columns, strict=True)}
+
+
 def verification_vectors(
     ir: IRModel, n_vectors: int, *, data: np.ndarray | None = None, seed: int = 0
 ) -> np.ndarray:
@@ -230,16 +248,22 @@ def verification_chunks(
     chunk = n_vectors if chunk is None else chunk
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, not {chunk}")
-    samples = np.zeros((0, ir.input.size), dtype=np.int64)
+    fmt = input_format(ir)
+    samples = np.zeros((0, fmt.size), dtype=np.int64)
     if data is not None and len(data):
+        if len(ir.inputs) != 1:
+            raise ValueError(
+                f"{ir.name} has {len(ir.inputs)} inputs: verification takes random vectors "
+                "only (no data set)"
+            )
         samples = reference.quantize_input(ir, data)[:n_vectors]
-    extremes = np.stack(ir.input.int_range())[: n_vectors - len(samples)]
+    extremes = np.stack(fmt.int_range())[: n_vectors - len(samples)]
     fixed = np.concatenate([samples, extremes])
     for start in range(0, len(fixed), chunk):
         yield fixed[start : start + chunk]
     rng = np.random.default_rng(seed)
     for start in range(len(fixed), n_vectors, chunk):
-        yield reference.random_inputs(ir.input, min(chunk, n_vectors - start), rng)
+        yield reference.random_inputs(fmt, min(chunk, n_vectors - start), rng)
 
 
 def load_vectors_file(path: Path, ir: IRModel) -> np.ndarray:
@@ -262,14 +286,15 @@ def load_vectors_file(path: Path, ir: IRModel) -> np.ndarray:
     except Exception as error:  # any unreadable file (bad zip, bad .npy header, pickles)
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ValueError(f"vectors file {path} is not usable: {message}") from None
-    if inputs.ndim != 2 or inputs.shape[0] == 0 or inputs.shape[1] != ir.input.size:
+    fmt = input_format(ir)
+    if inputs.ndim != 2 or inputs.shape[0] == 0 or inputs.shape[1] != fmt.size:
         raise ValueError(
-            f"vectors file {path}: 'inputs' must have shape (N >= 1, {ir.input.size}) for "
-            f"{ir.name}'s {ir.input.size} inputs, not {inputs.shape}"
+            f"vectors file {path}: 'inputs' must have shape (N >= 1, {fmt.size}) for "
+            f"{ir.name}'s {fmt.size} inputs, not {inputs.shape}"
         )
     if inputs.dtype == np.uint64 or not np.issubdtype(inputs.dtype, np.integer):
         raise ValueError(f"vectors file {path}: 'inputs' must be integers, not {inputs.dtype}")
-    return reference.check_inputs(ir.input, inputs, what=f"vectors file {path}: inputs")
+    return reference.check_inputs(fmt, inputs, what=f"vectors file {path}: inputs")
 
 
 ENGINES = ("cocotb", "fast")
@@ -325,7 +350,7 @@ def verify_design(
         inputs = load_vectors_file(vectors_file, ir)
     else:
         inputs = verification_vectors(ir, n_vectors, data=data, seed=seed)
-    outputs = reference.run_all(ir, inputs)
+    outputs = reference.run_all(ir, by_name(ir, inputs))
     taps = [outputs[k] for k in range(len(manifest.get("taps") or []))]
     return verify(
         rtl_dir,
@@ -352,15 +377,24 @@ def _verify_fast(rtl_dir, ir, n_vectors, data, seed, quiet, vectors_file, optimi
     else:
         chunks = verification_chunks(ir, n_vectors, data=data, seed=seed, chunk=DEFAULT_CHUNK)
         total = n_vectors
-    pairs = ((x, reference.run(ir, x)) for x in chunks)
+    pairs = ((x, reference.run(ir, by_name(ir, x))) for x in chunks)
     return verify_fast_stream(rtl_dir, pairs, total=total, optimize=optimize, quiet=quiet)
+
+
+#: Samples a streamed design is checked on with the cocotb bench (random bubbles and
+#: backpressure) in ``hgq-rtl run``, besides every test sample through the fast harness.
+STREAM_BENCH_SAMPLES = 8
 
 
 @dataclass(frozen=True)
 class RunOptions:
+    """What ``hgq-rtl run`` does besides training. ``vectors``: how many input vectors check 3
+    drives (``None``: 100,000 for a parallel design; for a streamed one every test sample and
+    the two extremes, since each sample takes hundreds of cycles)."""
+
     dataset: str = "digits"
     data_path: Path | None = None
-    vectors: int = DEFAULT_VECTORS
+    vectors: int | None = None
     synth: bool = True
     clock_ns: float = 5.0
     seed: int = 0
@@ -385,11 +419,6 @@ def run(
     from rtl_gen.emit import emit
 
     out_dir = Path(out_dir)
-    if train_config.arch != "mlp":
-        raise ValueError(
-            f"hgq-rtl run generates RTL, which takes chains of dense layers: --arch "
-            f"{train_config.arch} max-pools; train it with `hgq-rtl train` instead"
-        )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     timer = timer or StageTimer()
@@ -412,17 +441,16 @@ def run(
         say(f"freeze: test accuracy {accuracy:.4f}, EBOPs {ebops}, check 1 passed", quiet)
         ir_io.save(ir, tmp / "model")
         manifest = timer.run("rtl", lambda: emit(ir, tmp / "rtl", rtl_options))
+        stream = manifest.get("io") == "stream"
         say(
-            f"rtl: {manifest['verilog']}, latency {manifest['latency_cycles']} cycles "
+            f"rtl: {manifest['verilog']} ({manifest.get('io', 'parallel')}), latency "
+            f"{manifest['latency_cycles']} cycles, II {manifest['initiation_interval']} "
             f"({timer.seconds['rtl']:.1f} s)",
             quiet,
         )
         data = np.concatenate([dataset.x_test, dataset.x_train])
         result = timer.run(
-            "verify",
-            lambda: verify_design(
-                tmp / "rtl", options.vectors, data=data, seed=options.seed, quiet=quiet
-            ),
+            "verify", lambda: _check3(tmp / "rtl", dataset, data, options, stream, quiet)
         )
         say(f"verify: {result.vectors} vectors, {result.mismatches} mismatches", quiet)
         synth = None
@@ -451,6 +479,31 @@ def run(
     return report
 
 
+def _check3(rtl_dir: Path, dataset: Dataset, data, options: RunOptions, stream: bool, quiet):
+    """Check 3 of ``hgq-rtl run``. A parallel design: ``options.vectors`` (100,000) vectors
+    through the cocotb bench. A streamed design: every test sample (and the extremes) through
+    the fast harness, which also holds it to its latency and II, then a few samples through
+    the cocotb bench with random bubbles and backpressure; the result adds both up."""
+    if not stream:
+        vectors = options.vectors or DEFAULT_VECTORS
+        return verify_design(rtl_dir, vectors, data=data, seed=options.seed, quiet=quiet)
+    vectors = options.vectors or len(dataset.x_test) + 2
+    fast = verify_design(rtl_dir, vectors, data=data, seed=options.seed, quiet=quiet, engine="fast")
+    bench = verify_design(
+        rtl_dir, min(STREAM_BENCH_SAMPLES, vectors), data=data, seed=options.seed, quiet=quiet
+    )
+    from dataclasses import replace
+
+    counts = ("vectors", "mismatches", "latency_errors", "missing", "extra", "protocol_errors")
+    return replace(
+        fast,
+        **{name: getattr(fast, name) + getattr(bench, name) for name in counts},
+        first_failure=fast.first_failure or bench.first_failure,
+        seconds=fast.seconds + bench.seconds,
+        simulator=f"{fast.simulator} + {bench.simulator}",
+    )
+
+
 def build_report(dataset, ir, summary, manifest, result, synth, timer, accuracy, ebops) -> dict:
     synth_fields = synth.to_dict() if synth is not None else {}
     return {
@@ -458,11 +511,14 @@ def build_report(dataset, ir, summary, manifest, result, synth, timer, accuracy,
         "test_accuracy": accuracy,
         "ebops": ebops,
         "params": summary["params"],
+        "io": manifest.get("io", "parallel"),
         "latency_cycles": manifest["latency_cycles"],
+        "initiation_interval": manifest["initiation_interval"],
         "lut": synth_fields.get("lut"),
         "ff": synth_fields.get("ff"),
         "carry": synth_fields.get("carry"),
         "dsp": synth_fields.get("dsp"),
+        "bram": synth_fields.get("bram"),
         "fmax_mhz": synth_fields.get("fmax_mhz"),
         "vectors": result.vectors if result is not None else None,  # None: check 3 not run
         "mismatches": result.mismatches if result is not None else None,

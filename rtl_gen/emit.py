@@ -46,6 +46,10 @@ class VerilogWriter(StrEnum):
     DIRECT = "direct"
 
 
+#: How samples enter the design (:attr:`RtlOptions.io`).
+IO_MODES = ("auto", "parallel", "stream")
+
+
 @dataclass(frozen=True)
 class RtlOptions:
     """Generator options.
@@ -66,6 +70,10 @@ class RtlOptions:
     :mod:`rtl_gen.netlist_verilog`). Needs ``writer="direct"`` and ``ternary_adders``. The
     direct writer takes chains of dense layers only (by design); other models need the Amaranth
     writer.
+    ``io``: ``"parallel"`` (fully unrolled, one vector per clock), ``"stream"`` (pixels one
+    beat at a time through line buffers and one shared kernel per convolution:
+    :mod:`rtl_gen.stream.network`) or ``"auto"`` (the default: ``"stream"`` for a model with
+    convolutions or pooling that can be streamed, else ``"parallel"``; :func:`resolve_io`).
     """
 
     adder_levels_per_stage: int = DEFAULT_ADDER_LEVELS_PER_STAGE
@@ -76,8 +84,11 @@ class RtlOptions:
     writer: VerilogWriter = VerilogWriter.AMARANTH
     ternary_adders: bool = False
     xilinx_primitives: bool = False
+    io: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.io not in IO_MODES:
+            raise ValueError(f"io must be one of {', '.join(IO_MODES)}, not {self.io!r}")
         try:
             object.__setattr__(self, "writer", VerilogWriter(self.writer))
         except ValueError:
@@ -87,6 +98,34 @@ class RtlOptions:
             raise ValueError("xilinx_primitives needs ternary_adders (they are its only cells)")
         if self.xilinx_primitives and self.writer is not VerilogWriter.DIRECT:
             raise ValueError("xilinx_primitives needs the direct writer (writer='direct')")
+
+
+def resolve_io(ir: IRModel, options: RtlOptions) -> tuple[str, str | None]:
+    """``(io, note)``: the I/O mode ``options.io`` means for ``ir``, and with ``"auto"`` why a
+    model with convolutions or pooling is built fully unrolled (else ``None``).
+
+    Raises ``ValueError`` (the reason) when ``"stream"`` is asked for a model that cannot be
+    streamed, or together with options a stream does not take.
+    """
+    from hgq_rtl.ir.lowering import has_spatial_layers
+
+    from .stream.network import stream_problem
+
+    if options.io == "parallel":
+        return "parallel", None
+    if options.io == "auto" and not has_spatial_layers(ir):
+        return "parallel", None
+    problem = stream_problem(ir)
+    if options.io == "auto":
+        return ("parallel", problem) if problem else ("stream", None)
+    if problem:
+        raise ValueError(problem)
+    if options.writer is VerilogWriter.DIRECT or options.debug_taps:
+        raise ValueError(
+            "io='stream' is written by the Amaranth writer without debug taps: drop "
+            "--xilinx-cells/--debug-taps, or use --io parallel"
+        )
+    return "stream", None
 
 
 def build(ir: IRModel, options: RtlOptions | None = None) -> NetworkComponent:
@@ -245,23 +284,32 @@ def emit(
     name = name or ir.name
     out_dir = Path(out_dir)
     options = options or RtlOptions()
-    if options.writer is VerilogWriter.DIRECT:
-        check_direct_writer(ir)  # before the (long) build
-    component = build(ir, options)
-    text = to_verilog(component, name, options.writer, xilinx_primitives=options.xilinx_primitives)
+    io, _ = resolve_io(ir, options)
+    if io == "stream":
+        design, text = _build_stream(ir, name, options)
+    else:
+        if options.writer is VerilogWriter.DIRECT:
+            check_direct_writer(ir)  # before the (long) build
+        component = build(ir, options)
+        text = to_verilog(
+            component, name, options.writer, xilinx_primitives=options.xilinx_primitives
+        )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         ir_io.save(ir, tmp / MODEL_SUBDIR)
         model_hash = ir_io.model_sha256(tmp / MODEL_SUBDIR)
-        document = manifest(
-            component,
-            name,
-            text,
-            model_hash,
-            options.writer,
-            xilinx_primitives=options.xilinx_primitives,
-        )
+        if io == "stream":
+            document = _stream_manifest(design, ir, name, text, model_hash, options)
+        else:
+            document = manifest(
+                component,
+                name,
+                text,
+                model_hash,
+                options.writer,
+                xilinx_primitives=options.xilinx_primitives,
+            )
         (tmp / f"{name}.v").write_text(text)
         (tmp / MANIFEST_FILE).write_text(json.dumps(document, indent=2) + "\n")
         ir_io.replace_folder(tmp, out_dir)
@@ -270,3 +318,47 @@ def emit(
         raise
     document["generation_seconds"] = time.perf_counter() - start
     return document
+
+
+def _build_stream(ir: IRModel, name: str, options: RtlOptions):
+    from .stream.network import DenseOptions, build_stream
+
+    design = build_stream(
+        ir,
+        DenseOptions(
+            adder_levels_per_stage=options.adder_levels_per_stage,
+            clock_ns=options.clock_ns,
+            share=options.share_subexpressions,
+            ternary=options.ternary_adders,
+        ),
+    )
+    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+    return design, verilog.convert(design.chain, name=name, emit_src=False)
+
+
+def _stream_manifest(design, ir: IRModel, name: str, text: str, model_hash: str, options):
+    """The manifest of a streaming design (fields of :mod:`rtl_gen.stream.manifest`)."""
+    from .stream.manifest import stream_fields
+
+    return {
+        "schema": MANIFEST_SCHEMA,
+        "schema_version": MANIFEST_VERSION,
+        "top": name,
+        "verilog": f"{name}.v",
+        "clock": "clk",
+        "reset": "rst",
+        **stream_fields(design, ir.input, ir.output),
+        "options": {
+            "io": "stream",
+            "adder_levels_per_stage": options.adder_levels_per_stage,
+            "share_subexpressions": options.share_subexpressions,
+            "clock_ns": options.clock_ns,
+            "writer": VerilogWriter.AMARANTH.value,
+            "ternary_adders": options.ternary_adders,
+        },
+        "model": MODEL_SUBDIR,
+        "hashes": {
+            "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "model_sha256": model_hash,
+        },
+    }

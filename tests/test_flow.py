@@ -171,3 +171,30 @@ def test_run_keeps_the_log_of_a_failing_synthesis_tool(tmp_path: Path, monkeypat
     assert str(kept) in str(info.value) and "ERROR: broken on purpose" in str(info.value)
     assert "ERROR: broken on purpose" in kept.read_text()
     assert sorted(p.name for p in out.parent.iterdir()) == [kept.name], "partial run left behind"
+
+
+@pytest.mark.slow
+def test_run_a_cnn_as_a_stream(tmp_path: Path):
+    """`hgq-rtl run --arch cnn`: train → IR with conv/maxpool_nd → stream RTL (the default for
+    convolutions) → every test image through the fast harness (latency and II held to the
+    manifest) and a few through the cocotb bench with bubbles and backpressure."""
+    rng = np.random.default_rng(0)
+    x = rng.random((240, 1, 8, 8)).astype(np.float32)
+    y = (x[:, 0, :4].mean(axis=(1, 2)) > x[:, 0, 4:].mean(axis=(1, 2))).astype(np.int64)
+    data = tmp_path / "images.npz"
+    np.savez(data, x_train=x[:200], y_train=y[:200], x_test=x[200:], y_test=y[200:])
+    out = tmp_path / "run"
+    result = hgq_rtl(
+        "run", "--dataset", "npz", "--data-path", str(data), "--arch", "cnn",
+        "--channels", "3", "--hidden", "--epochs", "2", "--no-synth", "--out", str(out), "-q",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    manifest = json.loads((out / "rtl" / "manifest.json").read_text())
+    assert report["io"] == manifest["io"] == "stream"
+    assert manifest["input"]["beats"] == 64 and manifest["initiation_interval"] == 64
+    assert report["initiation_interval"] == 64
+    assert [layer["kind"] for layer in report["layers"]] == ["conv", "maxpool_nd", "dense"]
+    # 40 test images and the two extremes through the fast harness, 8 through cocotb
+    assert report["vectors"] == 42 + 8 and report["mismatches"] == 0
+    assert report["verification"]["passed"]

@@ -64,10 +64,9 @@ class LayerBits:
     output_width: np.ndarray  # (out,)
     bias_nonzero: int
     ebops: int
-
-    @property
-    def live_products(self) -> int:
-        return int(((self.weight_bits > 0) & (self.input_width[None, :] > 0)).sum())
+    #: Products with a non-zero weight and a non-zero-width input (of the unrolled layer, for a
+    #: convolution, whose ``weight_bits`` are its kernel's)
+    live_products: int
 
 
 @dataclass
@@ -191,6 +190,9 @@ def load_run(run_dir: str | Path, report: dict[str, Any] | None = None) -> RunDa
                     continue
                 # a convolution shows its kernel (filters × taps), not the unrolled matrix
                 weight = layer.weight.reshape(layer.weight.shape[0], -1)
+                unrolled = layer.to_dense() if isinstance(layer, ConvLayer) else layer
+                rows, cols = np.nonzero(unrolled.weight)
+                live = int((np.asarray(fmt.width)[cols] > 0).sum())
                 data.layers.append(
                     LayerBits(
                         name=layer.name,
@@ -199,6 +201,7 @@ def load_run(run_dir: str | Path, report: dict[str, Any] | None = None) -> RunDa
                         output_width=np.asarray(layer.output.width),
                         bias_nonzero=int((layer.bias != 0).sum()),
                         ebops=reference.layer_ebops(layer, fmt),
+                        live_products=live,
                     )
                 )
             break
