@@ -228,12 +228,7 @@ def manifest(
     """The ``manifest.json`` document of a generated design (``writer``: who wrote the text)."""
     ir = component.ir
     return {
-        "schema": MANIFEST_SCHEMA,
-        "schema_version": MANIFEST_VERSION,
-        "top": name,
-        "verilog": f"{name}.v",
-        "clock": "clk",
-        "reset": "rst",
+        **_design_fields(name),
         "latency_cycles": component.latency,
         "initiation_interval": 1,
         **_inputs(component),
@@ -336,10 +331,8 @@ def _build_stream(ir: IRModel, name: str, options: RtlOptions):
     return design, verilog.convert(design.chain, name=name, emit_src=False)
 
 
-def _stream_manifest(design, ir: IRModel, name: str, text: str, model_hash: str, options):
-    """The manifest of a streaming design (fields of :mod:`rtl_gen.stream.manifest`)."""
-    from .stream.manifest import stream_fields
-
+def _design_fields(name: str) -> dict[str, Any]:
+    """The manifest's first fields, the same for every design: schema, top module, files."""
     return {
         "schema": MANIFEST_SCHEMA,
         "schema_version": MANIFEST_VERSION,
@@ -347,6 +340,15 @@ def _stream_manifest(design, ir: IRModel, name: str, text: str, model_hash: str,
         "verilog": f"{name}.v",
         "clock": "clk",
         "reset": "rst",
+    }
+
+
+def _stream_manifest(design, ir: IRModel, name: str, text: str, model_hash: str, options):
+    """The manifest of a streaming design (fields of :mod:`rtl_gen.stream.manifest`)."""
+    from .stream.manifest import stream_fields
+
+    return {
+        **_design_fields(name),
         **stream_fields(design, ir.input, ir.output),
         "options": {
             "io": "stream",
