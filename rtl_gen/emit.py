@@ -115,12 +115,15 @@ def resolve_io(ir: IRModel, options: RtlOptions) -> tuple[str, str | None]:
         return "parallel", None
     if options.io == "auto" and not has_spatial_layers(ir):
         return "parallel", None
+    unrolled_only = options.writer is VerilogWriter.DIRECT or options.debug_taps
+    if options.io == "auto" and unrolled_only:
+        return "parallel", "the direct writer (--xilinx-cells) and debug taps are fully unrolled"
     problem = stream_problem(ir)
     if options.io == "auto":
         return ("parallel", problem) if problem else ("stream", None)
     if problem:
         raise ValueError(problem)
-    if options.writer is VerilogWriter.DIRECT or options.debug_taps:
+    if unrolled_only:
         raise ValueError(
             "io='stream' is written by the Amaranth writer without debug taps: drop "
             "--xilinx-cells/--debug-taps, or use --io parallel"
