@@ -313,6 +313,7 @@ def verify_design(
     engine: str = "cocotb",
     optimize: bool = True,
     backpressure: float = 0.0,
+    build_dir: Path | None = None,
 ):
     """Check 3: simulate the Verilog in ``rtl_dir`` and compare with the IR reference.
 
@@ -325,6 +326,8 @@ def verify_design(
     per run; vectors and their reference are generated in chunks while it runs). ``optimize``
     (fast engine): compile the design's C++ for the fastest run, or (False) the fastest build.
 
+    ``backpressure`` (fast engine, stream designs): how often ``m_axis_tready`` is held low.
+    ``build_dir`` (fast engine): build the harness there, or reuse the build found there.
     With ``waves_dir``, the build, logs and a waveform are kept there. A design generated with
     debug taps has every hidden layer's output compared too (cocotb engine).
     """
@@ -347,7 +350,16 @@ def verify_design(
     ir = ir_io.load(model_dir)
     if engine == "fast":
         return _verify_fast(
-            rtl_dir, ir, n_vectors, data, seed, quiet, vectors_file, optimize, backpressure
+            rtl_dir,
+            ir,
+            n_vectors,
+            data,
+            seed,
+            quiet,
+            vectors_file,
+            optimize,
+            backpressure,
+            build_dir,
         )
     if vectors_file is not None:
         inputs = load_vectors_file(vectors_file, ir)
@@ -368,7 +380,9 @@ def verify_design(
     )
 
 
-def _verify_fast(rtl_dir, ir, n_vectors, data, seed, quiet, vectors_file, optimize, backpressure):
+def _verify_fast(
+    rtl_dir, ir, n_vectors, data, seed, quiet, vectors_file, optimize, backpressure, build_dir
+):
     """Check 3 with the fast harness; the reference of each chunk is computed while the
     harness simulates the chunk before it."""
     from hgq_rtl_sim.fast import DEFAULT_CHUNK, verify_fast_stream
@@ -389,6 +403,7 @@ def _verify_fast(rtl_dir, ir, n_vectors, data, seed, quiet, vectors_file, optimi
         quiet=quiet,
         backpressure_probability=backpressure,
         seed=seed,
+        build_dir=build_dir,
     )
 
 
@@ -503,16 +518,26 @@ def _check3(rtl_dir: Path, dataset: Dataset, data, options: RunOptions, stream: 
         vectors = options.vectors or DEFAULT_VECTORS
         return verify_design(rtl_dir, vectors, data=data, seed=options.seed, quiet=quiet)
     vectors = options.vectors or len(dataset.x_test) + 2
-    fast = verify_design(rtl_dir, vectors, data=data, seed=options.seed, quiet=quiet, engine="fast")
-    bench = verify_design(
-        rtl_dir,
-        min(STREAM_BACKPRESSURE_SAMPLES, vectors),
-        data=data,
-        seed=options.seed,
-        quiet=quiet,
-        engine="fast",
-        backpressure=STREAM_BACKPRESSURE,
-    )
+    with tempfile.TemporaryDirectory(prefix="hgq-rtl-fast-") as build:  # one harness build
+        fast = verify_design(
+            rtl_dir,
+            vectors,
+            data=data,
+            seed=options.seed,
+            quiet=quiet,
+            engine="fast",
+            build_dir=Path(build),
+        )
+        bench = verify_design(
+            rtl_dir,
+            min(STREAM_BACKPRESSURE_SAMPLES, vectors),
+            data=data,
+            seed=options.seed,
+            quiet=quiet,
+            engine="fast",
+            backpressure=STREAM_BACKPRESSURE,
+            build_dir=Path(build),
+        )
     from dataclasses import replace
 
     counts = ("vectors", "mismatches", "latency_errors", "missing", "extra", "protocol_errors")
