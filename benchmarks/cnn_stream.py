@@ -41,7 +41,6 @@ from typing import Any
 import numpy as np
 
 from hgq_rtl.data import load_dataset
-from hgq_rtl.flow import verify_design
 from hgq_rtl.ir import io as ir_io
 from hgq_rtl.ir import reference
 from hgq_rtl.ir.dense import DenseLayer
@@ -50,6 +49,7 @@ from hgq_rtl.ir.formats import TensorFormat, exact_add_format, exact_maxpool_for
 from hgq_rtl.ir.layers import AddLayer, QuantizeLayer
 from hgq_rtl.ir.model import IRModel, ModelInput
 from hgq_rtl.ir.spatial import ConvLayer, MaxPoolNdLayer, pool_windows
+from hgq_rtl.verification import verify_design
 from rtl_gen.emit import RtlOptions, emit
 from rtl_gen.stream.network import channel_formats, kernel_layer
 from rtl_gen.synth import SynthError, synthesize

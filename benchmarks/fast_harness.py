@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hgq_rtl.flow import verify_design
 from hgq_rtl.ir import io as ir_io
 from hgq_rtl.ir import reference
+from hgq_rtl.verification import verify_design
 from hgq_rtl_sim.fast import DEFAULT_CHUNK, verify_fast_stream
 
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hgq_rtl.flow import verify_design
 from hgq_rtl.ir.random import model_from_spec, random_spec
+from hgq_rtl.verification import verify_design
 from rtl_gen.emit import RtlOptions, emit
 
 

@@ -177,7 +177,7 @@ def cmd_rtl(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .flow import verify_design
+    from .verification import verify_design
 
     data = None
     if args.vectors_file is not None and args.dataset is not None:

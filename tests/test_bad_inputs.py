@@ -16,8 +16,8 @@ import pytest
 from bad_inputs.cases import CASES, by_name
 from bad_inputs.helpers import assert_bad_input, cli, design, model, tree
 
-from hgq_rtl.flow import load_vectors_file
 from hgq_rtl.ir import io as ir_io
+from hgq_rtl.verification import load_vectors_file
 from hgq_rtl_sim.manifest import load_manifest
 
 CASE_NAMES = sorted(by_name())

@@ -96,7 +96,7 @@ def test_verify_refuses_a_design_edited_after_generation(random_design: Path, tm
 
 
 def test_verification_vectors_cover_data_and_full_ranges():
-    from hgq_rtl.flow import verification_vectors
+    from hgq_rtl.verification import verification_vectors
 
     rng = np.random.default_rng(2)
     ir = random_model(rng, (5, 3))

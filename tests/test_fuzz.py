@@ -33,10 +33,10 @@ from strategies import (
     rtl_options,
 )
 
-from hgq_rtl.flow import verify_design
 from hgq_rtl.ir import reference
 from hgq_rtl.ir.fixed import Activation, Overflow, RoundMode
 from hgq_rtl.ir.random import LayerSpec, ModelSpec, model_from_spec, random_spec
+from hgq_rtl.verification import verify_design
 from rtl_gen.emit import RtlOptions, build, emit
 from rtl_gen.simulate import simulate
 

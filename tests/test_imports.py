@@ -19,36 +19,34 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = {"hgq_rtl": ROOT / "hgq_rtl", "rtl_gen": ROOT / "rtl_gen", "hgq_rtl_sim": ROOT / "sim"}
 MAX_LINES = 600
 
+#: The orchestration: the only modules that tie the trainer and the hardware side together (they
+#: meet only in the IR otherwise).
+ORCHESTRATION = {"hgq_rtl.flow", "hgq_rtl.verification", "hgq_rtl.cli"}
 #: Layer → the first-party layers and the third-party top-level names it must never import.
-#: The trainer and the hardware side meet only in the IR; ``hgq_rtl.flow`` and ``hgq_rtl.cli``
-#: (the orchestration) are the only modules that tie them together.
 RULES = {
     "hgq_rtl.ir": (
-        {"hgq_rtl.train", "hgq_rtl.data", "hgq_rtl.report", "hgq_rtl.flow", "hgq_rtl.cli"}
-        | {"rtl_gen", "hgq_rtl_sim"},
+        {"hgq_rtl.train", "hgq_rtl.data", "hgq_rtl.report", "rtl_gen", "hgq_rtl_sim"}
+        | ORCHESTRATION,
         {"torch", "amaranth", "cocotb", "matplotlib", "sklearn", "tqdm"},
     ),
     "hgq_rtl.data": (
-        {"hgq_rtl.train", "hgq_rtl.report", "hgq_rtl.flow", "hgq_rtl.cli", "rtl_gen"}
-        | {"hgq_rtl_sim"},
+        {"hgq_rtl.train", "hgq_rtl.report", "rtl_gen", "hgq_rtl_sim"} | ORCHESTRATION,
         {"torch", "amaranth", "cocotb"},
     ),
     "hgq_rtl.train": (
-        {"hgq_rtl.report", "hgq_rtl.flow", "hgq_rtl.cli", "rtl_gen", "hgq_rtl_sim"},
+        {"hgq_rtl.report", "rtl_gen", "hgq_rtl_sim"} | ORCHESTRATION,
         {"amaranth", "cocotb"},
     ),
     "hgq_rtl.report": (
-        {"hgq_rtl.train", "hgq_rtl.flow", "hgq_rtl.cli", "rtl_gen", "hgq_rtl_sim"},
+        {"hgq_rtl.train", "rtl_gen", "hgq_rtl_sim"} | ORCHESTRATION,
         {"torch", "amaranth", "cocotb"},
     ),
     "rtl_gen": (
-        {"hgq_rtl.train", "hgq_rtl.data", "hgq_rtl.report", "hgq_rtl.flow", "hgq_rtl.cli"}
-        | {"hgq_rtl_sim"},
+        {"hgq_rtl.train", "hgq_rtl.data", "hgq_rtl.report", "hgq_rtl_sim"} | ORCHESTRATION,
         {"torch", "cocotb"},
     ),
     "hgq_rtl_sim": (
-        {"hgq_rtl.train", "hgq_rtl.data", "hgq_rtl.report", "hgq_rtl.flow", "hgq_rtl.cli"}
-        | {"rtl_gen"},
+        {"hgq_rtl.train", "hgq_rtl.data", "hgq_rtl.report", "rtl_gen"} | ORCHESTRATION,
         {"torch", "amaranth"},
     ),
 }

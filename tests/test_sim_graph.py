@@ -15,13 +15,13 @@ import pytest
 from broken import break_layer
 from ir_builders import fmt
 
-from hgq_rtl.flow import verify_design
 from hgq_rtl.ir import reference
 from hgq_rtl.ir.fixed import Activation, Overflow, RoundMode
 from hgq_rtl.ir.formats import concat_formats, exact_add_format, exact_maxpool_format
 from hgq_rtl.ir.layers import AddLayer, ConcatLayer, MaxPoolLayer, QuantizeLayer
 from hgq_rtl.ir.model import IRModel
 from hgq_rtl.ir.random import random_dense, random_lookup, random_two_inputs
+from hgq_rtl.verification import verify_design
 from hgq_rtl_sim.runner import verify
 from rtl_gen.emit import RtlOptions, emit
 from rtl_gen.network import NetworkComponent
