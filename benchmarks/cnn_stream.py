@@ -51,7 +51,7 @@ from hgq_rtl.ir.model import IRModel, ModelInput
 from hgq_rtl.ir.spatial import ConvLayer, MaxPoolNdLayer, pool_windows
 from hgq_rtl.verification import verify_design
 from rtl_gen.emit import RtlOptions, emit
-from rtl_gen.stream.network import channel_formats, kernel_layer
+from rtl_gen.stream.network import channel_formats, kernel_layer, repeated
 from rtl_gen.synth import SynthError, synthesize
 
 
@@ -169,9 +169,7 @@ def kernel_ebops(ir: IRModel) -> int:
         if isinstance(layer, ConvLayer):
             channel = channel_formats(fmt, layer.in_shape[0], layer.name)
             taps = math.prod(layer.kernel)
-            window = TensorFormat(
-                *(np.repeat(a, taps) for a in (channel.signed, channel.int_bits, channel.frac_bits))
-            )
+            window = repeated(channel, taps)
             out = channel_formats(layer.output, layer.out_shape[0], layer.name)
             total += reference.layer_ebops(kernel_layer(layer, out), window)
         elif isinstance(layer, DenseLayer):

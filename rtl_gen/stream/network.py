@@ -93,13 +93,12 @@ def stream_problem(ir: IRModel) -> str | None:
 
 
 def _input_shape(ir: IRModel) -> tuple[int, ...]:
-    inputs = getattr(ir, "inputs", None)
-    if inputs is not None and len(inputs) != 1:
+    if len(ir.inputs) != 1:
         raise StreamError(
-            f"stream generation takes a model with one input; {ir.name} has {len(inputs)} "
+            f"stream generation takes a model with one input; {ir.name} has {len(ir.inputs)} "
             "(use --io parallel)"
         )
-    shape = getattr(inputs[0], "shape", None) if inputs else None
+    shape = ir.inputs[0].shape
     if not shape or len(shape) not in (2, 3):
         raise StreamError(
             "stream generation needs the model input's shape (C, L) or (C, H, W); "
@@ -125,13 +124,10 @@ def channel_formats(fmt: TensorFormat, channels: int, what: str) -> TensorFormat
     return TensorFormat(fields[0][:, 0], fields[1][:, 0], fields[2][:, 0])
 
 
-def _window_format(channel_fmt: TensorFormat, taps: int) -> TensorFormat:
-    """Window elements ``(c, tap)``: channel ``c``'s format ``taps`` times each."""
-    return TensorFormat(
-        np.repeat(channel_fmt.signed, taps),
-        np.repeat(channel_fmt.int_bits, taps),
-        np.repeat(channel_fmt.frac_bits, taps),
-    )
+def repeated(fmt: TensorFormat, times: int) -> TensorFormat:
+    """Every element's format ``times`` times in a row: the window elements ``(c, tap)`` of
+    per-channel formats, or a map's ``(c, position)`` elements."""
+    return TensorFormat(*(np.repeat(a, times) for a in (fmt.signed, fmt.int_bits, fmt.frac_bits)))
 
 
 def kernel_layer(layer: ConvLayer, output: TensorFormat) -> DenseLayer:
@@ -208,7 +204,7 @@ def _plan(ir: IRModel, options: DenseOptions | None = None, *, build: bool = Fal
                 layer.dilation or 1,
             )
             taps = math.prod(geometry.kernel)
-            window_fmt = _window_format(current, taps)
+            window_fmt = repeated(current, taps)
             out_channels = layer.out_shape[0]
             out_fmt = channel_formats(layer.output, out_channels, f"{layer.name}'s output")
             if isinstance(layer, MaxPoolNdLayer) and any(geometry.padding):
@@ -272,11 +268,7 @@ def _plan(ir: IRModel, options: DenseOptions | None = None, *, build: bool = Fal
 
 def _collected_format(channel_fmt: TensorFormat, order: np.ndarray, positions: int) -> TensorFormat:
     """The collected map's format: per-channel formats over all positions, in collector order."""
-    full = TensorFormat(
-        np.repeat(channel_fmt.signed, positions),
-        np.repeat(channel_fmt.int_bits, positions),
-        np.repeat(channel_fmt.frac_bits, positions),
-    )
+    full = repeated(channel_fmt, positions)
     return TensorFormat(full.signed[order], full.int_bits[order], full.frac_bits[order])
 
 
