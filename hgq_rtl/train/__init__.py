@@ -2,6 +2,7 @@
 
 One module per concern, in import order (each imports only those above it):
 
+- :mod:`~hgq_rtl.train.threads` — how torch's CPU threads wait (no torch; see below);
 - :mod:`~hgq_rtl.train.config` — :class:`TrainConfig`, :class:`BetaSchedule` (no torch);
 - :mod:`~hgq_rtl.train.quantizers` — learnable fixed-point quantizers (surrogate gradients);
 - :mod:`~hgq_rtl.train.layers` — drop-in quantized layers (``QLinear``, ``QConv2d``, …);
@@ -18,12 +19,20 @@ The trainer hands the hardware side nothing but the IR (:mod:`hgq_rtl.ir`): see
 ``docs/architecture.md``. Importing this package is cheap (no torch); the names below load
 their module on first use, so ``from hgq_rtl.train import train, TrainConfig`` works (``freeze``
 is both a module and its function: import it as ``from hgq_rtl.train.freeze import freeze``).
+
+Importing this package before torch makes torch's OpenMP threads wait passively (sleep instead
+of spinning), unless ``OMP_WAIT_POLICY`` is set already: spinning threads make training many
+times slower when another process is busy on the machine (see :mod:`~hgq_rtl.train.threads`).
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
+
+from .threads import prefer_passive_waiting
+
+prefer_passive_waiting()
 
 #: Public name → the module of this package that defines it.
 _EXPORTS = {

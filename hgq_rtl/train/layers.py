@@ -14,6 +14,7 @@ learnable fractional-bit count per element (default), per channel or per tensor.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -203,6 +204,11 @@ class QLookup(nn.Module):
         return self.quantizer.bits()
 
 
+#: The weight bits a training forward computed, per layer, for that step's EBOPs (kept outside
+#: the modules so that copying or saving a model never carries an autograd graph along).
+_FRESH_BITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 class _QWeighted:
     """What :class:`QLinear` and the convolutions share: quantized (folded) weight and bias.
 
@@ -240,11 +246,29 @@ class _QWeighted:
         return self.weight, self.bias
 
     def quantized(self, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Quantized weight and bias: what the hardware multiplies by and adds."""
+        """Quantized weight and bias: what the hardware multiplies by and adds.
+
+        A training forward (gradients on, not traced by ``torch.compile``) computes the weights'
+        bits with them and keeps them for the next :meth:`weight_bits` (the EBOPs of the same
+        step), as long as neither the weight nor its fractional bits change in between.
+        """
         weight, bias = self.folded(x)
-        weight_q = self.weight_quantizer(weight)
+        if (
+            weight is self.weight
+            and self.training
+            and torch.is_grad_enabled()
+            and not torch.compiler.is_compiling()
+        ):
+            weight_q, bits = self.weight_quantizer.forward_with_bits(weight)
+            _FRESH_BITS[self] = (bits, self._bits_key())
+        else:
+            weight_q = self.weight_quantizer(weight)
         bias_q = None if bias is None else self.bias_quantizer(bias)
         return weight_q, bias_q
+
+    def _bits_key(self) -> tuple[int, ...]:
+        frac_bits = self.weight_quantizer.frac_bits
+        return (id(self.weight), self.weight._version, id(frac_bits), frac_bits._version)
 
     def quantized_weight(self) -> torch.Tensor:
         return self.quantized()[0]
@@ -260,8 +284,16 @@ class _QWeighted:
         return out
 
     def weight_bits(self) -> torch.Tensor:
-        """Differentiable bits of every weight (see :meth:`WeightQuantizer.bits`)."""
-        return self.weight_quantizer.bits(self.quantized_weight())
+        """Differentiable bits of every weight (see :meth:`WeightQuantizer.bits`).
+
+        Uses (once) the bits the last training forward computed when the weight and its
+        fractional bits are unchanged since; computes them otherwise.
+        """
+        if not torch.compiler.is_compiling():
+            fresh = _FRESH_BITS.pop(self, None)
+            if fresh is not None and fresh[1] == self._bits_key():
+                return fresh[0]
+        return self.weight_quantizer.forward_with_bits(self.folded()[0])[1]
 
 
 class QLinear(_QWeighted, nn.Linear):

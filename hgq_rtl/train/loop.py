@@ -13,6 +13,7 @@ import math
 import sys
 import time
 import types
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,14 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from . import checkpoint
+from . import checkpoint, threads
 from .config import TrainConfig
 from .cost import ebops, frac_bits_sum
 from .layers import reset_ranges
 from .metrics import METRICS, resolve_task, task_metrics
 from .models import build_model
 from .pareto import FRONT_DIR, FrontStore, ParetoKeeper, ParetoPoint
-from .quantizers import FRAC_BITS_LIMITS, clamp_frac_bits
+from .quantizers import FRAC_BITS_LIMITS
 
 _EVAL_BATCH = 4096
 
@@ -64,10 +65,27 @@ class TrainResult:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``"auto"`` → CUDA when present, else CPU."""
+    """``"auto"`` → CUDA when present, else CPU; ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` as given,
+    refused (ValueError, one line naming ``--device``) when this machine cannot run it."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, not {name!r}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, not {name!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"--device {name}: CUDA is not available on this machine (torch "
+                f"{torch.__version__}); use --device cpu or auto"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    return device
 
 
 def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
@@ -79,6 +97,41 @@ def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
         {"params": weights, "lr": config.learning_rate},
         {"params": bits, "lr": config.bits_learning_rate},
     ]
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Adam:
+    """Adam on :func:`parameter_groups`, as one fused kernel for all parameters where torch has
+    one for the model's device (CPU and CUDA; the multi-tensor ``foreach`` path elsewhere)."""
+    device = next(model.parameters()).device
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.Adam(parameter_groups(model, config), fused=fused, foreach=not fused)
+
+
+def _clamp_bits(groups: list[dict]) -> None:
+    """:func:`clamp_frac_bits` on the bit group of :func:`parameter_groups`, two operations."""
+    bits = groups[1]["params"]
+    if not bits:
+        return
+    with torch.no_grad():
+        torch._foreach_clamp_min_(bits, FRAC_BITS_LIMITS[0])
+        torch._foreach_clamp_max_(bits, FRAC_BITS_LIMITS[1])
+
+
+def eager_step(model: nn.Module, optimizer: torch.optim.Adam, loss_function, gamma: float):
+    """One eager training step: forward, loss = task + β·EBOPs + γ·Σf, backward, Adam, clamp of
+    the fractional bits. Returns ``run(x, y, beta) -> (loss, task loss)``, both detached 0-d
+    tensors (nothing is read back to the host)."""
+
+    def run(x: torch.Tensor, y: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+        task_loss = loss_function(model(x), y)
+        loss = task_loss + beta * ebops(model) + gamma * frac_bits_sum(model)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        _clamp_bits(optimizer.param_groups)
+        return loss.detach(), task_loss.detach()
+
+    return run
 
 
 def _outputs(model: nn.Module, x: torch.Tensor) -> np.ndarray:
@@ -249,6 +302,7 @@ def train(
     quiet: bool = False,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
+    on_epoch=None,
 ) -> TrainResult:
     """Train an HGQ network; returns the model, one history row per epoch and the Pareto front.
 
@@ -268,6 +322,9 @@ def train(
     resume
         Continue the run in ``checkpoint_dir`` after its last completed epoch. The
         configuration and the data must be the same (``ValueError`` names what differs).
+    on_epoch
+        Called as ``on_epoch(row)`` with each completed epoch's history row, after its
+        checkpoint is written (a sweep reports to its scheduler there).
 
     Each epoch resets the observed activation ranges, so the integer bits follow the weights.
     Progress is a bar over epochs on stderr (``quiet`` hides it).
@@ -290,9 +347,22 @@ def train(
     start = time.perf_counter()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
+    spinning = threads.spin_warning(config.threads)
+    if spinning:
+        warnings.warn(spinning, RuntimeWarning, stacklevel=2)
     try:
         return _train(
-            x_train, y_train, x_val, y_val, n_outputs, config, task, quiet, checkpoint_dir, resume
+            x_train,
+            y_train,
+            x_val,
+            y_val,
+            n_outputs,
+            config,
+            task,
+            quiet,
+            checkpoint_dir,
+            resume,
+            on_epoch,
         ).finish(start)
     finally:
         torch.set_num_threads(previous_threads)
@@ -309,7 +379,7 @@ class _Run:
         self.n_outputs = n_outputs
         self.device = device
         self.model = build_model(config, self.input_shape, n_outputs).to(device)
-        self.optimizer = torch.optim.Adam(parameter_groups(self.model, config))
+        self.optimizer = make_optimizer(self.model, config)
         self.generator = torch.Generator(device="cpu").manual_seed(config.seed)
         self.keeper = ParetoKeeper(higher_is_better=METRICS[task][1])
         self.history: list[dict] = []
@@ -397,7 +467,9 @@ def _open(run: _Run, folder: Path, identity: dict, resume: bool) -> Path:
     return path
 
 
-def _train(x_train, y_train, x_val, y_val, n_outputs, config, task, quiet, checkpoint_dir, resume):
+def _train(
+    x_train, y_train, x_val, y_val, n_outputs, config, task, quiet, checkpoint_dir, resume, on_epoch
+):
     device = resolve_device(config.device)
     run = _Run(config, task, x_train.shape[1:], n_outputs, device)
     identity = _identity(config, task, n_outputs, x_train, y_train, x_val, y_val)
@@ -434,6 +506,7 @@ def _train(x_train, y_train, x_val, y_val, n_outputs, config, task, quiet, check
         )
 
     step = compiled_step(model, optimizer, loss_function, config.gamma) if config.compile else None
+    eager = eager_step(model, optimizer, loss_function, config.gamma)
     with bar:
         for epoch in bar:
             beta = config.beta(epoch, config.epochs)
@@ -447,15 +520,10 @@ def _train(x_train, y_train, x_val, y_val, n_outputs, config, task, quiet, check
                 if step is not None and len(batch) == config.batch_size:
                     total += step(xt[batch], yt[batch], beta_tensor) * len(batch)
                     continue
-                task_loss = loss_function(model(xt[batch]), yt[batch])
-                loss = task_loss + beta * ebops(model) + config.gamma * frac_bits_sum(model)
-                if not torch.isfinite(loss):
+                loss, task_loss = eager(xt[batch], yt[batch], beta)
+                if device.type == "cpu" and not torch.isfinite(loss):
                     raise diverged(f"the loss became {loss.item()} in epoch {epoch}")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                clamp_frac_bits(model)
-                total += task_loss.detach() * len(batch)
+                total += task_loss * len(batch)
             total = float(total)
             if not math.isfinite(total):
                 raise diverged(f"the loss became {total} in epoch {epoch}")
@@ -479,6 +547,8 @@ def _train(x_train, y_train, x_val, y_val, n_outputs, config, task, quiet, check
                 checkpoint.save(run.state(epoch, identity), path)
             for gone in removed:
                 run.store.drop(gone.epoch)
+            if on_epoch is not None:
+                on_epoch(row)
             bar.set_postfix(
                 loss=f"{row['loss']:.3g}",
                 **{metric_name[:3]: f"{metrics[metric_name]:.3g}"},

@@ -58,32 +58,119 @@ def floor_ste(y: torch.Tensor) -> torch.Tensor:
 _ROUNDERS = {RoundMode.RND: round_ste, RoundMode.TRN: floor_ste}
 
 
+_LN2 = 0.6931471805599453
+
+
+def _rounded(frac_bits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The fractional bits the forward uses: ``floor(f + 1/2)`` (what :func:`round_ste` gives)."""
+    return torch.floor(frac_bits + 0.5).to(dtype)
+
+
+def _quantize_values(x: torch.Tensor, frac_bits: torch.Tensor, trn: bool) -> torch.Tensor:
+    """``R(x * 2**f) * 2**-f`` for integer-valued ``frac_bits`` of ``x``'s dtype (no autograd)."""
+    y = x * torch.exp2(frac_bits)
+    if not trn:
+        y = y.add_(0.5)
+    return y.floor_().mul_(torch.exp2(-frac_bits))  # exact: a power of two
+
+
 class _Quantize(torch.autograd.Function):
-    """``R(x * 2**f) * 2**-f`` in one node: HGQ's gradients without the autograd graph of the
-    straight-through expression (fewer passes over activations, less memory)."""
+    """``R(x * 2**round(f)) * 2**-round(f)`` and its gradients as one autograd node.
+
+    Forward: the same values as ``quantize(x, round_ste(f))`` written as the straight-through
+    chain, in one pass over ``x``. Backward: ``d/dx = grad`` and
+    ``d/df = -ln2 * Σ grad * (x_q - x)`` over the axes along which ``f`` was broadcast (both
+    roundings straight-through, HGQ's gradients). Written with ``setup_context`` so that
+    ``torch.func.grad`` (the compiled step) can differentiate it too.
+    """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, frac_bits: torch.Tensor, trn: bool) -> torch.Tensor:
-        scale = torch.exp2(frac_bits)
-        y = x * scale
-        if not trn:
-            y = y.add_(0.5)
-        out = y.floor_().mul_(torch.exp2(-frac_bits))  # exact: a power of two
+    def forward(x: torch.Tensor, frac_bits: torch.Tensor, trn: bool) -> torch.Tensor:
+        return _quantize_values(x, _rounded(frac_bits, x.dtype), trn)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, frac_bits, _ = inputs
         if ctx.needs_input_grad[1]:
-            ctx.save_for_backward(out - x)
-        ctx.frac_shape = frac_bits.shape
-        return out
+            ctx.save_for_backward(x, output)
+        ctx.frac_shape, ctx.frac_dtype = frac_bits.shape, frac_bits.dtype
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         grad_frac = None
         if ctx.needs_input_grad[1]:
-            (error,) = ctx.saved_tensors
-            grad_frac = _sum_to(grad * error, ctx.frac_shape).mul_(-_LN2)
+            x, out = ctx.saved_tensors
+            error = grad * (out - x)
+            grad_frac = _sum_to(error, ctx.frac_shape).mul_(-_LN2).to(ctx.frac_dtype)
         return grad, grad_frac, None
 
 
-_LN2 = 0.6931471805599453
+def _weight_bits(out: torch.Tensor, f: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``(bits, active, safe)`` of quantized weights ``out`` with rounded fractional bits ``f``:
+    the bits, where they are positive (and the weight nonzero), and ``|out|`` with 1 for 0."""
+    magnitude = out.abs()
+    nonzero = magnitude > 0
+    safe = torch.where(nonzero, magnitude, torch.ones_like(magnitude))
+    bits = torch.floor(torch.log2(safe)).add_(1).add_(f)
+    active = nonzero & (bits > 0)
+    return torch.where(active, bits, torch.zeros_like(bits)), active, safe
+
+
+class _QuantizeWithBits(torch.autograd.Function):
+    """A weight's quantized values and bits ``relu(floor(log2|w_q|) + 1 + round(f))`` (0 where
+    ``w_q == 0``) as one autograd node: what the layer's forward and its EBOPs both need,
+    computed once.
+
+    The gradients are those of the straight-through chain: ``bits`` reaches ``w_q`` through
+    ``d log2|w_q| / d w_q = sign(w_q) / (|w_q| ln2)`` (floor straight through) where the bits
+    are positive, and ``f`` directly with 1; ``w_q`` reaches ``w`` with 1 and ``f`` with
+    ``-ln2 * (w_q - w)``.
+    """
+
+    @staticmethod
+    def forward(w: torch.Tensor, frac_bits: torch.Tensor, trn: bool):
+        f = _rounded(frac_bits, w.dtype)
+        out = _quantize_values(w, f, trn)
+        return out, _weight_bits(out, f)[0]
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        w, frac_bits, _ = inputs
+        ctx.save_for_backward(w, frac_bits, output[0])
+        ctx.frac_shape, ctx.frac_dtype = frac_bits.shape, frac_bits.dtype
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor, grad_bits: torch.Tensor):
+        w, frac_bits, out = ctx.saved_tensors
+        _, active, safe = _weight_bits(out, _rounded(frac_bits, w.dtype))
+        bits_term = torch.where(active, grad_bits, torch.zeros_like(grad_bits))
+        grad_w = grad_out + bits_term / (safe * _LN2) * torch.sgn(out)
+        grad_frac = None
+        if ctx.needs_input_grad[1]:
+            grad_frac = _sum_to(grad_w * (out - w), ctx.frac_shape).mul_(-_LN2)
+            grad_frac = grad_frac.add_(_sum_to(bits_term, ctx.frac_shape)).to(ctx.frac_dtype)
+        return grad_w, grad_frac, None
+
+
+class _Width(torch.autograd.Function):
+    """``relu(base + round(f))`` where ``seen`` (else 0), gradient 1 to ``f`` where positive."""
+
+    @staticmethod
+    def forward(frac_bits: torch.Tensor, base: torch.Tensor, seen: torch.Tensor):
+        width = base + _rounded(frac_bits, base.dtype)
+        return torch.where(seen & (width > 0), width, torch.zeros_like(width))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        frac_bits = inputs[0]
+        ctx.save_for_backward(output)
+        ctx.frac_shape, ctx.frac_dtype = frac_bits.shape, frac_bits.dtype
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (width,) = ctx.saved_tensors
+        kept = torch.where(width > 0, grad, torch.zeros_like(grad))
+        return _sum_to(kept, ctx.frac_shape).to(ctx.frac_dtype), None, None
 
 
 def _sum_to(values: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -95,26 +182,69 @@ def _sum_to(values: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return values.sum(dim=axes, keepdim=True).reshape(shape) if axes else values
 
 
+def _check_round_mode(round_mode: RoundMode) -> None:
+    if round_mode not in _ROUNDERS:
+        raise ValueError(f"round_mode must be a RoundMode, not {round_mode!r}")
+
+
+def _chain_quantize(x: torch.Tensor, frac_bits: torch.Tensor, round_mode: RoundMode):
+    """:func:`quantize` as the straight-through chain of plain operations (what
+    ``torch.compile`` traces: inductor fuses and differentiates it itself)."""
+    f = round_ste(frac_bits).to(x.dtype)
+    return _ROUNDERS[round_mode](x * torch.exp2(f)) * torch.exp2(-f)
+
+
+def _chain_weight_bits(w_q: torch.Tensor, frac_bits: torch.Tensor) -> torch.Tensor:
+    """``relu(floor(log2|w_q|) + 1 + round(f))``, 0 for 0, as a straight-through chain."""
+    magnitude = w_q.abs()
+    nonzero = magnitude > 0
+    safe = torch.where(nonzero, magnitude, torch.ones_like(magnitude))
+    bits = floor_ste(torch.log2(safe)) + 1 + round_ste(frac_bits).to(w_q.dtype)
+    return torch.where(nonzero, torch.relu(bits), torch.zeros_like(bits))
+
+
 def quantize(x: torch.Tensor, frac_bits: torch.Tensor, round_mode: RoundMode) -> torch.Tensor:
     """``R(x * 2**f) * 2**-f`` with straight-through gradients: ``d/dx = 1`` and
     ``d/df = -ln2 * (x_q - x)``.
 
-    ``frac_bits`` must already be integer-valued (use :func:`round_ste` on the parameter).
+    ``frac_bits`` are rounded half up to integers first (straight through, as
+    :func:`round_ste` does), so a learnable parameter can be passed as it is. Eager, one fused
+    autograd node; traced by ``torch.compile``, the equivalent chain of plain operations.
     """
-    if round_mode not in _ROUNDERS:
-        raise ValueError(f"round_mode must be a RoundMode, not {round_mode!r}")
-    return _Quantize.apply(x, frac_bits.to(x.dtype), round_mode is RoundMode.TRN)
+    _check_round_mode(round_mode)
+    if torch.compiler.is_compiling():
+        return _chain_quantize(x, frac_bits, round_mode)
+    return _Quantize.apply(x, frac_bits, round_mode is RoundMode.TRN)
+
+
+def quantize_with_bits(
+    w: torch.Tensor, frac_bits: torch.Tensor, round_mode: RoundMode
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(quantize(w, frac_bits, round_mode), bits)`` with the bits of every quantized value,
+    ``relu(floor(log2|w_q|) + 1 + round(f))`` and 0 for 0, in one pass (see
+    :meth:`WeightQuantizer.bits`)."""
+    _check_round_mode(round_mode)
+    if torch.compiler.is_compiling():
+        w_q = _chain_quantize(w, frac_bits, round_mode)
+        return w_q, _chain_weight_bits(w_q, frac_bits)
+    return _QuantizeWithBits.apply(w, frac_bits, round_mode is RoundMode.TRN)
 
 
 def ceil_log2(values: torch.Tensor) -> torch.Tensor:
     """Exact ``ceil(log2(v))`` for positive ``v`` (``-inf`` where ``v == 0``), no gradient.
 
-    ``log2`` is within one of the answer; two comparisons with exact powers of two correct it.
-    (Not ``torch.frexp``: inductor's C++ backend cannot compile it in float64 kernels.)
+    Eager: from ``torch.frexp`` (``v = m * 2**e`` with ``m`` in ``[1/2, 1)``: ``e``, or
+    ``e - 1`` when ``m == 1/2``). Traced by ``torch.compile`` (inductor's C++ backend cannot
+    compile ``frexp`` in float64 kernels): ``log2`` is within one of the answer, and two
+    comparisons with exact powers of two correct it.
     """
-    guess = torch.ceil(torch.log2(values))
-    guess = torch.where(torch.exp2(guess - 1) >= values, guess - 1, guess)
-    guess = torch.where(torch.exp2(guess) < values, guess + 1, guess)
+    if torch.compiler.is_compiling():
+        guess = torch.ceil(torch.log2(values))
+        guess = torch.where(torch.exp2(guess - 1) >= values, guess - 1, guess)
+        guess = torch.where(torch.exp2(guess) < values, guess + 1, guess)
+    else:
+        mantissa, exponent = torch.frexp(values)
+        guess = exponent.to(values.dtype) - (mantissa == 0.5).to(values.dtype)
     return torch.where(values > 0, guess, torch.full_like(values, float("-inf")))
 
 
@@ -123,15 +253,15 @@ def range_int_bits(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sign and integer bits that hold every quantized value in ``[low, high]`` exactly.
 
-    ``int_bits = max(ceil(log2|low|), ceil(log2(high + 2**-f)))`` and ``signed = low < 0``.
-    An element that was only ever 0 gets ``int_bits = -f``: width 0, the constant 0.
+    ``int_bits = max(ceil(log2|low|), ceil(log2(high + 2**-f)))`` (each term only where
+    ``low < 0``, resp. ``high > 0``) and ``signed = low < 0``. ``ceil_log2`` grows with its
+    argument, so this is ``ceil_log2`` of the larger argument: one evaluation. An element that
+    was only ever 0 gets ``int_bits = -f``: width 0, the constant 0.
     """
     signed = low < 0
-    neg = torch.where(signed, ceil_log2(-low), torch.full_like(low, float("-inf")))
-    pos = torch.where(
-        high > 0, ceil_log2(high + torch.exp2(-frac_bits)), torch.full_like(high, float("-inf"))
-    )
-    int_bits = torch.maximum(neg, pos)
+    below = torch.clamp_min(-low, 0)
+    above = torch.where(high > 0, high + torch.exp2(-frac_bits), torch.zeros_like(high))
+    int_bits = ceil_log2(torch.maximum(below, above))
     int_bits = torch.where(torch.isinf(int_bits), -frac_bits, int_bits)
     return signed, int_bits
 
@@ -194,15 +324,15 @@ class WeightQuantizer(nn.Module):
         self.frac_bits = nn.Parameter(init.to(torch.float32).reshape(shape))
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return quantize(weight, round_ste(self.frac_bits), self.round_mode)
+        return quantize(weight, self.frac_bits, self.round_mode)
+
+    def forward_with_bits(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(self(weight), self.bits(self(weight)))`` computed together (one autograd node)."""
+        return quantize_with_bits(weight, self.frac_bits, self.round_mode)
 
     def bits(self, weight_q: torch.Tensor) -> torch.Tensor:
         """Differentiable bit count per element: ``relu(floor(log2|w_q|) + 1 + f)``; 0 for 0."""
-        magnitude = weight_q.abs()
-        nonzero = magnitude > 0
-        safe = torch.where(nonzero, magnitude, torch.ones_like(magnitude))
-        bits = floor_ste(torch.log2(safe)) + 1 + round_ste(self.frac_bits)
-        return torch.where(nonzero, torch.relu(bits), torch.zeros_like(bits))
+        return _chain_weight_bits(weight_q, self.frac_bits)
 
 
 class ActivationQuantizer(nn.Module):
@@ -255,13 +385,13 @@ class ActivationQuantizer(nn.Module):
         self.observing = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        frac_bits = round_ste(self.frac_bits)
-        x_q = quantize(x, frac_bits, self.round_mode)
+        x_q = quantize(x, self.frac_bits, self.round_mode)
         if self.training or self.observing:
             self._observe(x_q.detach())
         elif bool(self.calibrated):
+            frac_bits = _rounded(self.frac_bits.detach(), x_q.dtype)
             x_q = apply_overflow(
-                x_q, frac_bits.detach(), self.signed, self.int_bits.to(x_q.dtype), self.overflow
+                x_q, frac_bits, self.signed, self.int_bits.to(x_q.dtype), self.overflow
             )
         return x_q
 
@@ -289,9 +419,9 @@ class ActivationQuantizer(nn.Module):
             positions = tuple(range(1, low.dim()))
             low = low.amin(dim=positions, keepdim=True).expand(low.shape)
             high = high.amax(dim=positions, keepdim=True).expand(high.shape)
-        low = torch.where(torch.isinf(low), torch.zeros_like(low), low)
-        high = torch.where(torch.isinf(high), torch.zeros_like(high), high)
-        signed, int_bits = range_int_bits(low.double(), high.double(), frac_bits.double())
+        low = torch.nan_to_num(low.double(), posinf=0.0, neginf=0.0)  # never observed: 0
+        high = torch.nan_to_num(high.double(), posinf=0.0, neginf=0.0)
+        signed, int_bits = range_int_bits(low, high, frac_bits.double())
         return signed, int_bits.to(frac_bits.dtype), frac_bits
 
     @torch.no_grad()
@@ -308,11 +438,14 @@ class ActivationQuantizer(nn.Module):
         Sign and integer bits come from the observed ranges (no gradient), ``f`` carries the
         gradient.
         """
-        signed, int_bits, _ = self.observed_format()
-        frac_bits = round_ste(self.frac_bits)
-        width = signed.to(frac_bits.dtype) + int_bits + frac_bits
-        seen = torch.isfinite(self.low) & ((self.low != 0) | (self.high != 0))
-        return torch.where(seen, torch.relu(width), torch.zeros_like(width))
+        with torch.no_grad():
+            signed, int_bits, _ = self.observed_format()
+            base = signed.to(self.frac_bits.dtype) + int_bits
+            seen = (self.low < 0) | (self.high > 0)  # observed, and not only zeros
+        if torch.compiler.is_compiling():
+            width = torch.relu(base + round_ste(self.frac_bits))
+            return torch.where(seen, width, torch.zeros_like(width))
+        return _Width.apply(self.frac_bits, base, seen)
 
 
 def clamp_frac_bits(module: nn.Module) -> None:
