@@ -8,280 +8,87 @@ outside the calibrated ranges found by ``check``, exit 1.
 from __future__ import annotations
 
 import argparse
-import json
+import math
+import os
 import signal
 import sys
 import warnings
 from pathlib import Path
 
+from rtl_gen.synth.base import CLOCK_NS_RANGE
+
 from . import __version__
+from .commands import (  # noqa: F401  (_beta_steps, _rtl_options, _train_config: benchmarks)
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    _beta_steps,
+    _rtl_options,
+    _train_config,
+    cmd_check,
+    cmd_report,
+    cmd_rtl,
+    cmd_run,
+    cmd_synth,
+    cmd_train,
+    cmd_verify,
+)
+from .interop.command import register as register_interop
+from .sweep.command import register as register_sweep
 from .train.config import ARCHITECTURES, GRANULARITIES
 from .train.config import TRAIN_DEFAULTS as D
 
-EXIT_BAD_INPUT = 2
-EXIT_FAILED = 1
+#: Bounds of the numeric options are checked when the command line is parsed (before any
+#: work); clock periods within rtl_gen.synth's CLOCK_NS_RANGE.
+#: Vectors of check 3: the fast harness streams 10^9 in minutes; more is a typo.
+MAX_VECTORS = 10**9
 
 
-def _train_config(args: argparse.Namespace):
-    from .train.config import BetaSchedule, TrainConfig
+def _int_in(low: int, high: int | None = None):
+    """An argparse type: an integer within ``[low, high]`` (``high`` None: no upper bound)."""
+    span = f"from {low} to {high:,}" if high is not None else f">= {low}"
 
-    return TrainConfig(
-        arch=args.arch,
-        hidden=tuple(args.hidden),
-        channels=tuple(args.channels),
-        kernel_size=args.kernel_size,
-        batch_norm=args.batch_norm,
-        granularity=args.granularity,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        bits_learning_rate=args.bits_lr,
-        beta=BetaSchedule(args.beta, args.beta_end, args.beta_hold, _beta_steps(args.beta_steps)),
-        gamma=args.gamma,
-        init_bits=args.init_bits,
-        seed=args.seed,
-        device=args.device,
-        threads=args.threads,
-        compile=args.compile,
-        task=args.task,
-    )
-
-
-def _beta_steps(text: str | None) -> tuple[tuple[int, float], ...]:
-    """``"0:1e-6,50:1e-5"`` → ``((0, 1e-6), (50, 1e-5))``."""
-    if text is None:
-        return ()
-    steps = []
-    for item in text.split(","):
-        epoch, colon, value = item.strip().partition(":")
+    def parse(text: str) -> int:
         try:
-            if not colon:
-                raise ValueError
-            steps.append((int(epoch), float(value)))
+            value = int(text)
         except ValueError:
-            raise ValueError(
-                f"--beta-steps must be EPOCH:VALUE pairs separated by commas (like "
-                f"0:1e-6,50:1e-5), not {text!r}"
-            ) from None
-    return tuple(steps)
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be an integer {span}, not {text!r}")
+        return value
+
+    return parse
 
 
-def _rtl_options(args: argparse.Namespace):
-    from rtl_gen.emit import RtlOptions
+def _float_in(low: float, high: float | None = None, *, above: bool = False):
+    """An argparse type: a finite number ``>= low`` (``> low`` with ``above``), ``<= high``."""
+    span = f"{'>' if above else '>='} {low:g}" + (f" and <= {high:g}" if high is not None else "")
 
-    return RtlOptions(
-        adder_levels_per_stage=args.adder_levels,
-        register_inputs=not args.no_input_register,
-        debug_taps=getattr(args, "debug_taps", False),
-        share_subexpressions=not args.no_share,
-        clock_ns=args.pipeline_clock_ns,
-        ternary_adders=args.ternary or args.xilinx_cells,
-        xilinx_primitives=args.xilinx_cells,
-        writer="direct" if args.xilinx_cells else "amaranth",
-        io=args.io,
-    )
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if (
+            not math.isfinite(value)
+            or value < low
+            or (above and value == low)
+            or (high is not None and value > high)
+        ):
+            raise argparse.ArgumentTypeError(f"must be a finite number {span}, not {text!r}")
+        return value
 
-
-def _say_io(ir, options, quiet: bool) -> None:
-    """With --io auto, say why a network with convolutions is built fully unrolled."""
-    from rtl_gen.emit import resolve_io
-
-    _, note = resolve_io(ir, options)
-    if note and not quiet:
-        print(f"hgq-rtl: note: generating fully unrolled (--io parallel): {note}", file=sys.stderr)
+    return parse
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from .flow import RunOptions, run
-
-    options = RunOptions(
-        dataset=args.dataset,
-        data_path=args.data_path,
-        vectors=args.vectors,
-        synth=not args.no_synth,
-        clock_ns=args.clock_ns,
-        seed=args.seed,
-    )
-    report = run(args.out, options, _train_config(args), _rtl_options(args), quiet=args.quiet)
-    keys = ("test_accuracy", "ebops", "latency_cycles", "lut", "ff", "fmax_mhz", "mismatches")
-    print(json.dumps({k: report[k] for k in keys}))
-    print(f"report: {args.out / 'report.html'} and report.md", file=sys.stderr)
-    return 0 if report["verification"]["passed"] else EXIT_FAILED
+_positive_int = _int_in(1)
+_clock_ns = _float_in(*CLOCK_NS_RANGE)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from .data import load_dataset
-    from .flow import TRAINING_DIR, train_and_freeze
-    from .ir import reference
-    from .train.checkpoint import CHECKPOINT_FILE
-    from .train.metrics import reference_metrics
+class _Parser(argparse.ArgumentParser):
+    """Option errors as one line ``hgq-rtl: error: argument --x: ...`` and exit code 2."""
 
-    config = _train_config(args)
-    dataset = load_dataset(args.dataset, path=args.data_path, seed=args.seed)
-    try:
-        ir, summary = train_and_freeze(
-            dataset,
-            config,
-            name=f"{dataset.name}_{config.arch}",
-            quiet=args.quiet,
-            out_dir=args.out,
-            resume=args.resume,
-        )
-    except KeyboardInterrupt:
-        saved = args.out / TRAINING_DIR / CHECKPOINT_FILE
-        if saved.exists():
-            print(f"hgq-rtl: the last completed epoch is in {saved}", file=sys.stderr)
-            print("hgq-rtl: continue with the same options and --resume", file=sys.stderr)
-        raise
-    metrics = reference_metrics(ir, dataset.x_test, dataset.y_test, summary["task"])
-    result = {
-        "task": summary["task"],
-        **{f"test_{key}": value for key, value in metrics.items()},
-        "ebops": reference.ebops(ir),
-        "train_seconds": summary["train_seconds"],
-        "check1_mismatches": summary["check1_mismatches"],
-        "front_points": len(summary["front"]),
-        "training": str(args.out / TRAINING_DIR),
-    }
-    print(json.dumps(result))
-    return 0
-
-
-def cmd_rtl(args: argparse.Namespace) -> int:
-    from rtl_gen.emit import emit
-
-    from .ir import io as ir_io
-
-    ir = ir_io.load(args.model_dir)
-    top = args.name or ir.name
-    if not (top.isidentifier() and top.isascii()):
-        # it names the module and the file <top>.v inside --out: nothing else is safe
-        raise ValueError(
-            f"top module name {top!r} must be an ASCII identifier ([A-Za-z_][A-Za-z0-9_]*)"
-        )
-    options = _rtl_options(args)
-    _say_io(ir, options, args.quiet)
-    manifest = emit(ir, args.out, options, name=args.name)
-    print(
-        json.dumps(
-            {
-                "verilog": str(args.out / manifest["verilog"]),
-                "io": manifest.get("io", "parallel"),
-                "latency_cycles": manifest["latency_cycles"],
-                "initiation_interval": manifest["initiation_interval"],
-                "generation_seconds": round(manifest["generation_seconds"], 3),
-            }
-        )
-    )
-    return 0
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    from .verification import verify_design
-
-    data = None
-    if args.vectors_file is not None and args.dataset is not None:
-        raise ValueError("--vectors-file replaces the generated vectors: drop --dataset")
-    if args.dataset is not None:
-        from .data import load_dataset
-
-        dataset = load_dataset(args.dataset, path=args.data_path, seed=args.seed)
-        data = dataset.x_test
-    result = verify_design(
-        args.rtl_dir,
-        args.vectors,
-        data=data,
-        simulator=args.sim,
-        seed=args.seed,
-        quiet=args.quiet,
-        waves_dir=args.waves,
-        vectors_file=args.vectors_file,
-        engine=args.engine,
-    )
-    print(result.summary())
-    if result.first_failure is not None:
-        failure = result.first_failure
-        print(f"first failure ({failure.get('kind')}) at vector {failure.get('index')}:")
-        for key in ("inputs", "expected", "actual", "elements", "first_differing_layer"):
-            if key in failure:
-                print(f"  {key}: {failure[key]}")
-        expected, actual = failure.get("expected"), failure.get("actual")
-        if expected is not None and actual is not None:
-            for element in failure.get("elements", [])[:8]:
-                print(
-                    f"  output element {element}: expected {expected[element]}, "
-                    f"actual {actual[element]}"
-                )
-    return 0 if result.passed else EXIT_FAILED
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from .ir import io as ir_io
-    from .ir import overflow as guard
-
-    if (args.dataset is None) == (args.data is None):
-        raise ValueError("check needs exactly one of --dataset NAME or --data FILE")
-    if args.data_path is not None and args.dataset is None:
-        raise ValueError("--data-path goes with --dataset (use --data FILE for your own rows)")
-    ir = ir_io.load(args.model_dir)
-    if args.data is not None:
-        x = guard.load_rows(args.data)
-    else:
-        from .data import load_dataset
-
-        dataset = load_dataset(args.dataset, path=args.data_path, seed=args.seed)
-        parts = {"train": [dataset.x_train], "test": [dataset.x_test]}
-        x = np.concatenate(parts.get(args.split, parts["train"] + parts["test"]))
-    reports = guard.overflow_report_real(ir, x, worst=args.worst)
-    print(guard.format_table(reports))
-    print(guard.report_json(reports))
-    return EXIT_FAILED if guard.any_overflow(reports) else 0
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
-
-    files = write_report(args.run_dir, out_dir=args.out)
-    print(json.dumps({"html": str(files.html), "markdown": str(files.markdown)}))
-    return 0
-
-
-def cmd_synth(args: argparse.Namespace) -> int:
-    from rtl_gen.synth import synthesize, synthesize_target
-
-    if args.tool == "default":
-        if args.part is not None:
-            raise ValueError("--part goes with --tool (the default flow has fixed parts)")
-        report = synthesize(
-            args.rtl_dir,
-            args.out,
-            clock_ns=args.clock_ns,
-            nextpnr=not args.no_nextpnr,
-            quiet=args.quiet,
-            per_layer=args.per_layer,
-        )
-    else:
-        if args.no_nextpnr or args.per_layer:
-            raise ValueError("--no-nextpnr and --per-layer go with the default flow, not --tool")
-        report = synthesize_target(
-            args.rtl_dir,
-            args.tool,
-            args.out,
-            part=args.part,
-            clock_ns=args.clock_ns,
-            quiet=args.quiet,
-        )
-    print(json.dumps(report.to_dict()))
-    return 0
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
-    return value
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"hgq-rtl: error: {message.splitlines()[0]}\n")
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
@@ -331,24 +138,28 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
         default=D.granularity,
         help="one learnable fractional-bit count per element (default), channel or tensor",
     )
-    g.add_argument("--epochs", type=_positive_int, default=D.epochs)
-    g.add_argument("--batch-size", type=_positive_int, default=D.batch_size)
-    g.add_argument("--lr", type=float, default=D.learning_rate, help="Adam rate of the weights")
-    g.add_argument("--bits-lr", type=float, default=D.bits_learning_rate, help="rate of the bits")
-    g.add_argument("--beta", type=float, default=D.beta.start, help="EBOPs weight β in the loss")
-    g.add_argument("--beta-end", type=float, help="log-ramp β to this value over the epochs")
-    g.add_argument("--beta-hold", type=int, default=0, help="epochs at --beta before the ramp")
+    g.add_argument("--epochs", type=_int_in(1, 1_000_000), default=D.epochs)
+    g.add_argument("--batch-size", type=_int_in(1, 10**8), default=D.batch_size)
+    rate = _float_in(0, above=True)
+    g.add_argument("--lr", type=rate, default=D.learning_rate, help="Adam rate of the weights")
+    g.add_argument("--bits-lr", type=rate, default=D.bits_learning_rate, help="rate of the bits")
+    weight = _float_in(0)
+    g.add_argument("--beta", type=weight, default=D.beta.start, help="EBOPs weight β in the loss")
+    g.add_argument("--beta-end", type=weight, help="log-ramp β to this value over the epochs")
+    g.add_argument(
+        "--beta-hold", type=_int_in(0), default=0, help="epochs at --beta before the ramp"
+    )
     g.add_argument(
         "--beta-steps",
         metavar="EPOCH:VALUE,...",
         help="piecewise-constant β: from each EPOCH on, VALUE (before the first: --beta)",
     )
-    g.add_argument("--gamma", type=float, default=D.gamma, help="weight γ of the Σf term")
-    g.add_argument("--init-bits", type=_positive_int, default=D.init_bits, help="bits per weight")
+    g.add_argument("--gamma", type=weight, default=D.gamma, help="weight γ of the Σf term")
+    g.add_argument("--init-bits", type=_int_in(1, 62), default=D.init_bits, help="bits per weight")
     g.add_argument("--device", default=D.device, help="auto (CUDA if present), cpu or cuda")
     g.add_argument(
         "--threads",
-        type=_positive_int,
+        type=_int_in(1, 4096),
         default=D.threads,
         help="CPU threads of torch (default 1: runs repeat bit for bit; more is faster for CNNs)",
     )
@@ -369,16 +180,39 @@ def _add_rtl_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("RTL generation")
     g.add_argument(
         "--adder-levels",
-        type=_positive_int,
-        default=2,
-        help="adder levels between pipeline registers (default 2)",
+        type=_int_in(1, 64),
+        metavar="K",
+        help="register every K adder levels inside each layer and every layer's output, instead "
+        "of the default: registers placed by a delay model (UltraScale+-like) across layer "
+        "boundaries, only where --clock-ns needs them",
     )
     g.add_argument(
         "--pipeline-clock-ns",
-        type=float,
+        type=_clock_ns,
         metavar="NS",
-        help="place registers by a delay model (UltraScale+-like) to meet this clock period, "
-        "instead of every --adder-levels levels",
+        help="place the registers for this clock period instead of --clock-ns",
+    )
+    g.add_argument(
+        "--latency",
+        type=_int_in(1, 10_000),
+        metavar="N",
+        help="take exactly N cycles: the registers of the delay-model schedule at the shortest "
+        "clock period that takes N cycles (with --pipeline-clock-ns: at that period, padded "
+        "with output registers; an error if it needs more)",
+    )
+    g.add_argument(
+        "--family",
+        choices=("amd", "portable"),
+        default="amd",
+        help="target family: amd (default; three-input adders as AMD/Xilinx LUT6_2 + CARRY4 "
+        "cells) or portable (two-input adders in plain Verilog, for ECP5, iCE40, ASIC flows)",
+    )
+    g.add_argument(
+        "--writer",
+        choices=("auto", "direct", "amaranth"),
+        default="auto",
+        help="Verilog writer: auto (default: the direct writer for chains of dense layers, the "
+        "Amaranth writer for other models and streams, with a note), direct or amaranth",
     )
     g.add_argument(
         "--no-share",
@@ -406,18 +240,24 @@ def _add_rtl_options(p: argparse.ArgumentParser) -> None:
         "through line buffers and one shared kernel per convolution (AXI4-Stream ports); "
         "auto (default): stream for networks with convolutions or pooling that can stream",
     )
+    g.add_argument(
+        "--pixels-per-beat",
+        type=int,
+        default=1,
+        metavar="P",
+        help="streamed designs: P consecutive pixels of a row per input beat, each convolution "
+        "evaluating P copies of its kernel (P must divide the input's width; default 1)",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="hgq-rtl", description="HGQ training to bit-exact pipelined Verilog."
-    )
+    p = _Parser(prog="hgq-rtl", description="HGQ training to bit-exact pipelined Verilog.")
     p.add_argument("--version", action="version", version=f"hgq-rtl {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=0)
 
     r = sub.add_parser("run", parents=[common], help="train → freeze → rtl → verify → synth")
     _add_train_options(r)
@@ -425,11 +265,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, default=Path("runs/digits"), help="output folder")
     r.add_argument(
         "--vectors",
-        type=_positive_int,
+        type=_int_in(1, MAX_VECTORS),
         help="vectors check 3 drives (default: 100,000 for a parallel design; every test "
         "sample for a streamed one)",
     )
-    r.add_argument("--clock-ns", type=float, default=5.0, help="target clock period")
+    r.add_argument("--clock-ns", type=_clock_ns, default=5.0, help="target clock period (ns)")
     r.add_argument("--no-synth", action="store_true", help="skip synthesis")
     r.set_defaults(func=cmd_run)
 
@@ -453,6 +293,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--out", type=Path, required=True, help="design folder to write")
     g.add_argument("--name", help="top module name (default: the model's name)")
     g.add_argument(
+        "--clock-ns", type=_clock_ns, default=5.0, help="target clock period (ns, default 5)"
+    )
+    g.add_argument(
         "--debug-taps",
         action="store_true",
         help="bring every hidden layer's output out on a port, so verify names the first "
@@ -463,7 +306,7 @@ def parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", parents=[common], help="bit-exact simulation against the IR")
     v.add_argument("rtl_dir", type=Path)
-    v.add_argument("--vectors", type=_positive_int, default=100_000)
+    v.add_argument("--vectors", type=_int_in(1, MAX_VECTORS), default=100_000)
     v.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
     v.add_argument(
         "--engine",
@@ -506,7 +349,9 @@ def parser() -> argparse.ArgumentParser:
         "--data", type=Path, help="your own real-valued rows: .npy, .npz (array x) or .csv"
     )
     c.add_argument("--split", choices=("train", "test", "all"), default="all")
-    c.add_argument("--worst", type=int, default=3, help="worst elements listed per layer")
+    c.add_argument(
+        "--worst", type=_int_in(0, 10**6), default=3, help="worst elements listed per layer"
+    )
     c.set_defaults(func=cmd_check)
 
     from rtl_gen.synth import TARGETS
@@ -526,7 +371,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--out", type=Path, help="report folder (default RTL_DIR/synth, RTL_DIR/synth_TOOL)"
     )
-    s.add_argument("--clock-ns", type=float, default=5.0)
+    s.add_argument("--clock-ns", type=_clock_ns, default=5.0, help="target clock period (ns)")
     s.add_argument("--tool", choices=["default", *TARGETS], default="default")
     s.add_argument("--part", help="part, device or family of --tool (see the description)")
     s.add_argument("--no-nextpnr", action="store_true", help="Yosys cell counts only")
@@ -547,6 +392,8 @@ def parser() -> argparse.ArgumentParser:
     p_report.add_argument("run_dir", type=Path, help="a folder written by hgq-rtl run")
     p_report.add_argument("--out", type=Path, help="where to write (default RUN_DIR)")
     p_report.set_defaults(func=cmd_report)
+    register_interop(sub, common)
+    register_sweep(sub, common)
     return p
 
 
@@ -561,20 +408,35 @@ def main(argv: list[str] | None = None) -> int:
     # An interrupted `rtl` leaves Amaranth modules unelaborated; Amaranth's warning about them
     # at exit would bury the one-line message.
     warnings.filterwarnings("ignore", message=r".* created but never used")
-    try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        print("hgq-rtl: interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, TypeError, OSError, ImportError) as error:  # OSError: paths, downloads
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"hgq-rtl: error: {message}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except RuntimeError as error:
-        # a missing simulator or synthesis tool is a set-up problem (2); a failed build or run, 1
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"hgq-rtl: error: {message}", file=sys.stderr)
-        return EXIT_BAD_INPUT if getattr(error, "missing_tool", False) else EXIT_FAILED
+    # warnings are held back and shown after the command: never before its one error line
+    with warnings.catch_warnings(record=True) as held:
+        try:
+            code = args.func(args)
+        except KeyboardInterrupt:
+            print("hgq-rtl: interrupted", file=sys.stderr)
+            return 130
+        except BrokenPipeError:  # stdout closed early (`| head -1`): end quietly, as on SIGPIPE
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 128 + signal.SIGPIPE
+        except RecursionError:  # a safety net: files are read with a nesting limit
+            print("hgq-rtl: error: an input nests too deeply to be read", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except MemoryError:
+            print("hgq-rtl: error: out of memory", file=sys.stderr)
+            return EXIT_FAILED
+        except (ValueError, TypeError, OSError, ImportError) as error:  # OSError: paths, downloads
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            print(f"hgq-rtl: error: {message}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except RuntimeError as error:
+            # a missing simulator or synthesis tool is a set-up problem (2); a failed build or
+            # run, 1
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            print(f"hgq-rtl: error: {message}", file=sys.stderr)
+            return EXIT_BAD_INPUT if getattr(error, "missing_tool", False) else EXIT_FAILED
+    for w in held:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno, line=w.line)
+    return code
 
 
 if __name__ == "__main__":

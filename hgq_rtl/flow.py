@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from . import guard
 from .data import Dataset, load_dataset
 from .ir import io as ir_io
 from .ir import reference
@@ -102,10 +103,12 @@ def train_and_freeze(
     With ``out_dir`` the run is checkpointed in ``out_dir/training/`` every epoch (``resume``
     continues it), the front, the figures and ``history.json`` are written there, and the final
     model is installed last as ``out_dir/model.json`` + ``weights.npz`` (see
-    :func:`install_model`), so an interrupted run leaves no IR but a resumable checkpoint.
+    :func:`install_model`): an interrupted run leaves a resumable checkpoint, and the model
+    of an earlier run in ``out_dir`` (if any) stays until the new one replaces it. The caller
+    holds the write guard of ``out_dir`` (``hgq-rtl train``: :func:`hgq_rtl.guard.updating`).
     """
     from .train import plots
-    from .train.checkpoint import CHECKPOINT_FILE, atomic_write_text
+    from .train.checkpoint import atomic_write_text
     from .train.freeze import check_frozen, freeze
     from .train.loop import train
     from .train.metrics import METRICS
@@ -116,9 +119,6 @@ def train_and_freeze(
     if out_dir is not None:
         out_dir = Path(out_dir)
         training_dir = out_dir / TRAINING_DIR
-        if not resume and not (training_dir / CHECKPOINT_FILE).exists():
-            for stale in (ir_io.MODEL_FILE, ir_io.WEIGHTS_FILE):  # an older model in out_dir
-                (out_dir / stale).unlink(missing_ok=True)
     result = train(
         dataset.x_train,
         dataset.y_train,
@@ -224,6 +224,13 @@ class RunOptions:
     clock_ns: float = 5.0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        from rtl_gen.synth.base import check_clock_ns
+
+        check_clock_ns(self.clock_ns)  # before training, not after it
+        if self.vectors is not None and (type(self.vectors) is not int or self.vectors < 1):
+            raise ValueError(f"vectors must be a positive integer or None, not {self.vectors!r}")
+
 
 def run(
     out_dir: Path,
@@ -237,17 +244,19 @@ def run(
     """The main job. Writes ``out_dir`` whole (model/, rtl/, synth/, report.json, report.html,
     report.md, figures/).
 
-    ``out_dir`` is built in a temporary sibling folder and renamed at the end: a failure or an
-    interrupt leaves no partial folder behind. When a synthesis tool fails, its log is kept
-    beside the destination as ``<out_dir>.synth.failed.log`` (the error message names it).
+    ``out_dir`` is written through the write guard (:func:`hgq_rtl.guard.replacing`): it is
+    refused before any work if it is not empty and not a ``run`` output, or is (or holds, or
+    lies in) the data; it is built in a hidden sibling and swapped in at the end, so a failure
+    or an interrupt leaves the earlier content as it was and no partial folder behind. When a
+    synthesis tool fails, its log is kept beside the destination as
+    ``<out_dir>.synth.failed.log`` (the error message names it).
     """
     from rtl_gen.emit import emit
 
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     timer = timer or StageTimer()
-    try:
+    inputs = [options.data_path]
+    with guard.replacing(out_dir, "run", inputs=inputs) as tmp:  # whole, or left as it was
         dataset = timer.run(
             "data", lambda: load_dataset(options.dataset, path=options.data_path, seed=options.seed)
         )
@@ -297,10 +306,6 @@ def run(
         report = build_report(dataset, ir, summary, manifest, result, synth, timer, accuracy, ebops)
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         write_report(tmp, report)  # report.html, report.md, figures/
-        ir_io.replace_folder(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return report
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from .ir import io as ir_io
 from .ir import reference
+from .ir.files import npz_headers, read_npz
 from .ir.model import IRModel
 
 
@@ -90,14 +91,11 @@ def load_vectors_file(path: Path, ir: IRModel) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"vectors file {path} does not exist")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise ValueError("not an NPZ archive")
-        with loaded as npz:
-            if "inputs" not in npz.files:
-                raise ValueError(f"it lacks the array 'inputs' (it holds {sorted(npz.files)})")
-            inputs = npz["inputs"]
+    try:  # headers checked before any data is read (hgq_rtl.ir.files)
+        names = list(npz_headers(path))
+        if "inputs" not in names:
+            raise ValueError(f"it lacks the array 'inputs' (it holds {sorted(names)})")
+        inputs = read_npz(path, ["inputs"])["inputs"]
     except Exception as error:  # any unreadable file (bad zip, bad .npy header, pickles)
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ValueError(f"vectors file {path} is not usable: {message}") from None
@@ -113,6 +111,60 @@ def load_vectors_file(path: Path, ir: IRModel) -> np.ndarray:
 
 
 ENGINES = ("cocotb", "fast")
+#: The most bytes the cocotb engine's vectors and expected outputs may take (they are held
+#: whole); more is refused before anything is allocated (the fast engine streams in chunks).
+COCOTB_VECTOR_BYTES = 2 * 2**30
+
+
+def check_manifest_formats(rtl_dir: Path, manifest: dict, ir: IRModel) -> None:
+    """Refuse a manifest whose port formats contradict its model.
+
+    Every element of the input port(s), the output port and the debug taps must have the
+    ``signed``, ``int_bits``, ``frac_bits`` and ``width`` of the model's element it carries
+    (the benches pack and compare by the manifest; the reference computes by the model).
+    Raises ``ValueError`` with one line naming the port and the first element that differs.
+    """
+    path = Path(rtl_dir) / "manifest.json"
+    if "inputs" in manifest:
+        inputs = manifest["inputs"]
+        labels = [f"input {entry.get('name')!r}" for entry in inputs]
+    else:
+        inputs, labels = [manifest["input"]], ["input"]
+    if len(inputs) != len(ir.inputs):
+        raise ValueError(
+            f"{path} has {len(inputs)} input port(s), its model {len(ir.inputs)} inputs"
+        )
+    ports = [
+        (label, bus, m.format) for label, bus, m in zip(labels, inputs, ir.inputs, strict=True)
+    ]
+    ports.append(("output", manifest["output"], ir.output))
+    layers = {layer.name: layer for layer in ir.layers}
+    for tap in manifest.get("taps") or []:
+        layer = layers.get(tap.get("layer"))
+        if layer is None:
+            raise ValueError(f"{path} taps layer {tap.get('layer')!r}, which its model lacks")
+        ports.append((f"tap {layer.name!r}", tap, layer.output))
+    for label, bus, fmt in ports:
+        elements = bus.get("elements") or []
+        if len(elements) != fmt.size:
+            raise ValueError(
+                f"{path} {label} has {len(elements)} elements, its model {fmt.size}: the "
+                "manifest contradicts model/model.json"
+            )
+        for k, element in enumerate(elements):
+            keys = ("signed", "int_bits", "frac_bits", "width")
+            model = (bool(fmt.signed[k]), int(fmt.int_bits[k]), int(fmt.frac_bits[k]))
+            model += (int(fmt.width[k]),)
+            written = tuple(element.get(key) for key in keys)
+            if written != model:
+                shown = ", ".join(
+                    f"{key} {value}" for key, value in zip(keys, written, strict=True)
+                )
+                wanted = ", ".join(f"{key} {value}" for key, value in zip(keys, model, strict=True))
+                raise ValueError(
+                    f"{path} {label} element {k} ({shown}) contradicts its model ({wanted}) in "
+                    "model/model.json"
+                )
 
 
 def verify_design(
@@ -145,6 +197,11 @@ def verify_design(
     ``build_dir`` (fast engine): build the harness there, or reuse the build found there.
     With ``waves_dir``, the build, logs and a waveform are kept there. A design generated with
     debug taps has every hidden layer's output compared too (cocotb engine).
+
+    Before anything is simulated, the manifest must be bound to its files
+    (:func:`hgq_rtl.binding.check_design`), its port formats must be the model's
+    (:func:`check_manifest_formats`), and the cocotb engine's vectors must fit
+    :data:`COCOTB_VECTOR_BYTES`.
     """
     from hgq_rtl_sim.manifest import load_manifest
     from hgq_rtl_sim.runner import verify
@@ -163,6 +220,7 @@ def verify_design(
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{rtl_dir} has no model/ folder: regenerate it with hgq-rtl rtl")
     ir = ir_io.load(model_dir)
+    check_manifest_formats(rtl_dir, manifest, ir)
     if engine == "fast":
         return _verify_fast(
             rtl_dir,
@@ -179,6 +237,13 @@ def verify_design(
     if vectors_file is not None:
         inputs = load_vectors_file(vectors_file, ir)
     else:
+        per_vector = 8 * (input_format(ir).size + sum(layer.output.size for layer in ir.layers))
+        if n_vectors * per_vector > COCOTB_VECTOR_BYTES:
+            most = COCOTB_VECTOR_BYTES // per_vector
+            raise ValueError(
+                f"{n_vectors:,} vectors of {ir.name} would take {n_vectors * per_vector:,} bytes "
+                f"in the cocotb engine: give at most {most:,}, or use --engine fast (streamed)"
+            )
         inputs = verification_vectors(ir, n_vectors, data=data, seed=seed)
     outputs = reference.run_all(ir, by_name(ir, inputs))
     taps = [outputs[k] for k in range(len(manifest.get("taps") or []))]

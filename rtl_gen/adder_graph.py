@@ -28,14 +28,35 @@ outrank it either: such a pattern occurs at most as often as that variable was u
 level deeper, and is at least as wide as the variable's magnitude plus the smallest magnitude
 of any variable. The plan is therefore exactly the one-at-a-time greedy's (same input, same
 plan).
+
+Bounded work. The counting grows with the pairs of terms within each output, quadratic in a
+layer's width; above :data:`MAX_PATTERN_PAIRS` of them (a layer of about 5,000 dense inputs or
+more) the layer is planned as plain adder trees instead, with a note on stderr, so that a wide
+layer costs time in proportion to its terms, never the machine's memory.
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 
 from .adder_patterns import PatternTable, Term
 from .adder_tree import Node, RangeModel
+
+_log = logging.getLogger(__name__)
+
+#: Most pairs of terms within one output, summed over a layer's outputs, that the planner counts
+#: (its work and memory grow with them: about 40 bytes a pair at the peak, measured on a
+#: 784 -> 64 layer with 4.4e7 pairs, 1.8 GB). A wider layer (20,000 inputs: ~1e9 pairs) is
+#: planned as plain adder trees instead, with a note on stderr.
+MAX_PATTERN_PAIRS = 1 << 26
+
+
+def pattern_pairs(outputs: list[list[Term]]) -> int:
+    """Pairs of terms within one output, summed over the outputs: the pattern occurrences the
+    planner would count."""
+    return sum(len(terms) * (len(terms) - 1) // 2 for terms in outputs)
 
 
 class SharedAdderGraph(PatternTable):
@@ -76,6 +97,20 @@ class SharedAdderGraph(PatternTable):
         self.variables: dict[int, Node] = dict(inputs)
         self.depth: dict[int, int] = dict.fromkeys(inputs, 0)
         self.shared: list[Node] = []
+        #: why nothing was shared although sharing was asked for (None: the planner ran)
+        self.skipped: str | None = None
+        pairs = pattern_pairs(outputs)
+        if pairs > MAX_PATTERN_PAIRS:  # degrade to plain adder trees before any allocation
+            widest = max(len(terms) for terms in outputs)
+            self.skipped = (
+                f"a layer of {len(outputs)} outputs with up to {widest} CSD terms each has "
+                f"{pairs:.3g} pairs of terms, more than the shared-adder planner's bound of "
+                f"{MAX_PATTERN_PAIRS:.3g}: planned as plain adder trees (no shared "
+                "subexpressions; more adders, same results)"
+            )
+            _log.warning("hgq-rtl: note: %s", self.skipped)
+            self.outputs = [list(terms) for terms in outputs]
+            return
         super().__init__(outputs, inputs, max_depth)
         self._run()
         self.outputs = [

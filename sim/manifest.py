@@ -4,10 +4,11 @@ element formats and latency, checked against the Verilog (and the model) by thei
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
+
+from hgq_rtl.binding import check_design
+from hgq_rtl.ir.files import ArrayFileError, read_json
 
 from .interface import input_buses, io_kind, output_bus, stream_layouts
 
@@ -16,24 +17,25 @@ MANIFEST_SCHEMA_VERSION = 1
 
 
 def load_manifest(rtl_dir: Path) -> dict[str, Any]:
-    """Read and validate ``rtl_dir/manifest.json``; checks the Verilog file's sha256.
+    """Read and validate ``rtl_dir/manifest.json``; checks that it is bound to its files (its own
+    digest, the Verilog's and the model copy's sha256: :func:`hgq_rtl.binding.check_design`).
 
     Raises
     ------
     FileNotFoundError
         If the manifest or the Verilog file it names is missing.
     ValueError
-        If the manifest's schema or fields are wrong, or the Verilog's sha256 differs
+        If the manifest's schema or fields are wrong, or a file differs from the manifest
         (``"manifest does not match <file>: sha256 differs"``).
     """
     rtl_dir = Path(rtl_dir)
     path = rtl_dir / "manifest.json"
     if not path.is_file():
         raise FileNotFoundError(f"{rtl_dir} must hold manifest.json; it does not")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} must be JSON: {error}") from error
+    try:  # bounded: deep nesting is refused, not a RecursionError
+        manifest = read_json(path, "it")
+    except ArrayFileError as error:
+        raise ValueError(f"{path} must be JSON: {error}") from None
     if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA:
         schema = manifest.get("schema") if isinstance(manifest, dict) else manifest
         raise ValueError(f"{path} schema must be {MANIFEST_SCHEMA!r}, not {schema!r}")
@@ -60,24 +62,7 @@ def load_manifest(rtl_dir: Path) -> dict[str, Any]:
         _check_interface(manifest)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
-    hashes = manifest.get("hashes", {})
-    if not isinstance(hashes, dict):
-        raise ValueError(f"{path} hashes must be an object, not {hashes!r}")
-
-    verilog = rtl_dir / manifest["verilog"]
-    if not verilog.is_file():
-        raise FileNotFoundError(f"{path} names {manifest['verilog']}, which is not in {rtl_dir}")
-    recorded = hashes.get("verilog_sha256")
-    if hashlib.sha256(verilog.read_bytes()).hexdigest() != recorded:
-        raise ValueError(f"manifest does not match {verilog.name}: sha256 differs")
-    model_json = rtl_dir / str(manifest.get("model", "model")) / "model.json"
-    recorded = hashes.get("model_sha256")
-    if recorded is not None and model_json.is_file():
-        if hashlib.sha256(model_json.read_bytes()).hexdigest() != recorded:
-            raise ValueError(
-                f"manifest does not match {model_json.relative_to(rtl_dir)}: sha256 differs "
-                "(the model changed after the Verilog was generated)"
-            )
+    check_design(rtl_dir, manifest)  # the manifest's own digest, the Verilog, the model copy
     return manifest
 
 
@@ -90,6 +75,14 @@ def _check_interface(manifest: dict[str, Any]) -> None:
                 f"a stream design's initiation_interval must be an integer >= 1, not {interval!r}"
             )
         in_layout, out_layout = stream_layouts(manifest)
+        pixels = manifest.get("pixels_per_beat", 1)  # absent in manifests before the option
+        if type(pixels) is not int or pixels < 1:
+            raise ValueError(f"pixels_per_beat must be an integer >= 1, not {pixels!r}")
+        if in_layout.slots.n_elements % pixels:
+            raise ValueError(
+                f"the input's {in_layout.slots.n_elements} slots must be pixels_per_beat "
+                f"({pixels}) pixels of equal channel count"
+            )
         ports = [manifest["clock"], manifest["reset"]]
         for layout in (in_layout, out_layout):
             ports += [layout.port, layout.valid, layout.ready, layout.last]

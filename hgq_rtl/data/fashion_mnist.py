@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hgq_rtl.ir.files import check_allocation
+
 from .dataset import Dataset
 from .helpers import _check_seed, _draw_split, _one_line
 
@@ -84,12 +86,13 @@ def read_idx(path: str | Path) -> np.ndarray:
             f"no such file: '{path}'" if not file.exists() else f"'{path}' is not a file"
         )
     source = f"'{path}'"
-    raw = file.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise ValueError(f"could not decompress {source} (gzip): {_one_line(exc)}") from exc
+    with file.open("rb") as stream:
+        gzipped = stream.read(2) == b"\x1f\x8b"
+    try:
+        with (gzip.open if gzipped else open)(file, "rb") as stream:
+            raw, extra = _read_idx_bytes(stream, source)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"could not decompress {source} (gzip): {_one_line(exc)}") from exc
     if len(raw) < 4 or raw[:2] != b"\0\0":
         raise ValueError(
             f"{source} is not an IDX file: it starts with bytes [{raw[:4].hex(' ')}], "
@@ -113,7 +116,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = IDX_DTYPES[code]
     count = math.prod(shape)
-    expected, actual = count * dtype.itemsize, len(raw) - header
+    expected, actual = count * dtype.itemsize, len(raw) - header + extra
     described = f"{'×'.join(map(str, shape))} {dtype.newbyteorder('=').name} values"
     if actual < expected:
         raise ValueError(
@@ -124,6 +127,25 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise ValueError(f"{source} is malformed: {actual - expected} bytes follow its {described}")
     values = np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(shape)
     return values.astype(dtype.newbyteorder("="))
+
+
+def _read_idx_bytes(stream, source: str) -> tuple[bytes, int]:
+    """The header and the data it declares, and the count of the bytes that follow (read and
+    dropped): a header claiming a huge shape (or a gzip bomb) is refused by
+    :func:`~hgq_rtl.ir.files.check_allocation` before the data is read."""
+    raw = stream.read(4)
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in IDX_DTYPES:
+        return raw, 0  # the caller names the problem
+    raw += stream.read(4 * raw[3])
+    if len(raw) < 4 + 4 * raw[3]:
+        return raw, 0
+    expected = math.prod(struct.unpack(f">{raw[3]}I", raw[4:])) * IDX_DTYPES[raw[2]].itemsize
+    check_allocation(expected, source)
+    raw += stream.read(expected)
+    extra = 0
+    while chunk := stream.read(1 << 20):
+        extra += len(chunk)
+    return raw, extra
 
 
 def load_fashion_mnist(

@@ -4,12 +4,12 @@ the user names (its suffix, an ``.npz``), and one-line error messages."""
 from __future__ import annotations
 
 import math
-import pickle
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from hgq_rtl.ir.files import ArrayFileError, npz_headers, read_npz
 
 
 def _check_seed(seed: int) -> None:
@@ -83,21 +83,25 @@ def _read_npz(
     file: Path, keys: Sequence[str], source: str, optional: Sequence[str] = ()
 ) -> dict[str, np.ndarray]:
     """The arrays ``keys`` (all required) and those of ``optional`` present in an ``.npz``."""
-    unreadable = (ValueError, OSError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError)
+    names: list[str] = []
     try:
-        npz = np.load(file, allow_pickle=False)
-    except unreadable as exc:
-        raise ValueError(f"could not read {source} as .npz: {_one_line(exc)}") from exc
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise ValueError(f"{source} holds a single array, not the named arrays {', '.join(keys)}")
-    with npz:
-        missing = [key for key in keys if key not in npz.files]
+        with file.open("rb") as stream:
+            if stream.read(6) == b"\x93NUMPY":  # the magic of a single .npy array
+                raise ValueError(
+                    f"{source} holds a single array, not the named arrays {', '.join(keys)}"
+                )
+        names = list(npz_headers(file, source))  # headers only: checks every member's size
+        missing = [key for key in keys if key not in names]
         if missing:
             raise ValueError(f"{source} has no array '{missing[0]}' (it needs {', '.join(keys)})")
-        try:
-            return {key: npz[key] for key in (*keys, *optional) if key in npz.files}
-        except unreadable as exc:
-            raise ValueError(f"could not read {source} as .npz: {_one_line(exc)}") from exc
+        return read_npz(file, [*keys, *optional], source)
+    except ArrayFileError as exc:
+        detail = str(exc).removeprefix(f"{source} ")
+        if detail.startswith("is not a readable NPZ file ("):
+            detail = detail.removeprefix("is not a readable NPZ file (").removesuffix(")")
+        raise ValueError(f"could not read {source} as .npz: {detail}") from None
+    except OSError as exc:
+        raise ValueError(f"could not read {source} as .npz: {_one_line(exc)}") from exc
 
 
 def _one_line(exc: BaseException) -> str:

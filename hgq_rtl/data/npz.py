@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import Dataset, Task
+from .dataset import MAX_CLASSES, Dataset, Task
 from .helpers import _existing_file, _read_npz
 
 NPZ_KEYS: tuple[str, ...] = ("x_train", "y_train", "x_test", "y_test")
@@ -80,6 +80,11 @@ def load_npz(path: str | Path) -> Dataset:
                 )
             if y.size and y.min() < 0:
                 raise ValueError(f"{key} in {source} holds the negative label {y.min()}")
+            if y.size and y.max() >= MAX_CLASSES:
+                raise ValueError(
+                    f"{key} in {source} holds the label {y.max()}: labels must lie in "
+                    f"[0, {MAX_CLASSES}) (at most {MAX_CLASSES} classes)"
+                )
         else:
             if y.ndim not in (1, 2) or y.dtype.kind not in "biuf" or 0 in y.shape[1:]:
                 raise ValueError(

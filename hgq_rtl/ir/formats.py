@@ -134,6 +134,9 @@ def format_of_ranges(lo: np.ndarray, hi: np.ndarray, frac: np.ndarray) -> Tensor
 
 
 def _as_int_array(values: object, what: str) -> np.ndarray:
+    """``values`` as int64, refusing anything that is not exactly an int64 integer: floats
+    with a fraction, NaN or inf, and values outside the int64 range (an unsigned 64-bit
+    ``2**64 - 1`` would otherwise wrap to ``-1``)."""
     array = np.asarray(values)
     if array.dtype == bool:
         return array.astype(np.int64)
@@ -141,6 +144,24 @@ def _as_int_array(values: object, what: str) -> np.ndarray:
         if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
             raise ValueError(f"{what} contains NaN or inf")
         if np.issubdtype(array.dtype, np.floating) and np.array_equal(array, np.round(array)):
+            _check_int64_range(array, what)
             return array.astype(np.int64)
         raise ValueError(f"{what} must hold integers, not {array.dtype}")
+    if array.dtype.kind == "u" and array.dtype.itemsize >= 8:
+        _check_int64_range(array, what)
     return array.astype(np.int64)
+
+
+def _check_int64_range(array: np.ndarray, what: str) -> None:
+    """Raise ValueError naming the first value of ``array`` outside the int64 range."""
+    if array.dtype.kind == "f":  # 2**63 is the first float past int64's largest value
+        outside = (array >= 2.0**63) | (array < -(2.0**63))
+    else:
+        outside = array > np.iinfo(np.int64).max
+    if outside.any():
+        index = tuple(int(i) for i in np.argwhere(outside)[0])
+        value = array[index]
+        shown = int(value) if array.dtype.kind == "u" else float(value)
+        raise ValueError(
+            f"{what} holds {shown} at {list(index)}, outside the 64-bit signed integer range"
+        )

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .files import ArrayFileError, read_json, read_npz
 from .fixed import Activation, Overflow, RoundMode
 from .formats import TensorFormat
 from .lowering import has_spatial_layers
@@ -175,14 +173,11 @@ def save(ir: IRModel, folder: str | Path) -> Path:
 
 
 def replace_folder(tmp: Path, folder: Path) -> None:
-    """Move a finished temporary folder onto ``folder`` (replacing an existing one)."""
-    if folder.exists():
-        old = folder.with_name(f".{folder.name}.old.{os.getpid()}")
-        folder.rename(old)
-        tmp.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(folder)
+    """Move a finished temporary folder onto ``folder`` (replacing an existing one in one
+    exchange of names: :func:`hgq_rtl.guard.replace_folder`)."""
+    from .. import guard
+
+    guard.replace_folder(tmp, folder)
 
 
 def load(folder: str | Path) -> IRModel:
@@ -198,7 +193,7 @@ def load(folder: str | Path) -> IRModel:
     if not folder.is_dir():
         raise IRFormatError(f"model folder {folder} does not exist")
     document = _read_json(folder / MODEL_FILE)
-    arrays = _read_arrays(folder / WEIGHTS_FILE)
+    arrays = _read_arrays(folder / WEIGHTS_FILE, document.get("arrays"))
     try:
         return _from_documents(document, arrays)
     except IRFormatError:
@@ -217,9 +212,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise IRFormatError(f"{path} is missing")
     try:
-        document = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise IRFormatError(f"{path} is not valid JSON ({error})") from error
+        document = read_json(path)
+    except ArrayFileError as error:
+        raise IRFormatError(str(error)) from None
     if not isinstance(document, dict) or document.get("schema") != SCHEMA:
         raise IRFormatError(f"{path} is not an hgq-rtl IR file (schema must be {SCHEMA!r})")
     version = document.get("schema_version")
@@ -231,19 +226,21 @@ def _read_json(path: Path) -> dict[str, Any]:
     return document
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+def _read_arrays(path: Path, listed: Any) -> dict[str, np.ndarray]:
+    """The arrays model.json lists (``listed``); the others stay unread, so neither their size
+    nor a lying header costs memory, and each listed one's header is checked before its data is
+    read (:mod:`hgq_rtl.ir.files`)."""
     if not path.is_file():
         raise IRFormatError(f"{path} is missing")
+    if not isinstance(listed, dict):
+        raise IRFormatError("model.json: 'arrays' must map array names to sha256 hashes")
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise IRFormatError(f"{path} is not an NPZ archive")
-        with loaded as npz:
-            return {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-        if isinstance(error, IRFormatError):
-            raise
-        raise IRFormatError(f"{path} is not a readable NPZ file ({error})") from error
+        return read_npz(path, list(listed))
+    except ArrayFileError as error:
+        message = str(error)
+        if any(cause in message for cause in ("Python objects", "no readable .npy header")):
+            message = f"{path} is not a readable NPZ file ({message})"
+        raise IRFormatError(message) from None
 
 
 def _from_documents(document: dict[str, Any], arrays: dict[str, np.ndarray]) -> IRModel:

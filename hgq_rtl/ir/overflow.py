@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .files import ArrayFileError, npz_headers, read_npy, read_npz
 from .fixed import Overflow, overflow
 from .formats import TensorFormat
 from .model import IRModel, ModelInput, can_overflow
@@ -292,20 +293,18 @@ def load_rows(path: str | Path) -> np.ndarray:
 
 
 def _read_numpy(path: Path, suffix: str) -> np.ndarray:
+    """The rows of an ``.npy`` file, or of the array ``x`` (or the only array) of an ``.npz``;
+    every header is checked before any data is read (:mod:`hgq_rtl.ir.files`)."""
     names: list[str] = []
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if suffix == ".npy" and isinstance(loaded, np.ndarray):
-            return loaded
-        if suffix == ".npz" and isinstance(loaded, np.lib.npyio.NpzFile):
-            with loaded as npz:
-                names = list(npz.files)
-                if "x" in names or len(names) == 1:
-                    return npz["x" if "x" in names else names[0]]
-        else:
-            raise ValueError(f"not a {suffix} file")
-    except Exception as error:  # any unreadable file (bad zip, bad .npy header, pickles)
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if suffix == ".npy":
+            return read_npy(path)
+        names = list(npz_headers(path))
+        if "x" in names or len(names) == 1:
+            name = "x" if "x" in names else names[0]
+            return read_npz(path, [name])[name]
+    except ArrayFileError as error:
+        message = str(error).replace(str(path), "").strip(" :")
         raise ValueError(f"data file {path} is not a readable {suffix} file ({message})") from None
     raise ValueError(f"data file {path} holds arrays {names}: name one 'x' or store only one")
 

@@ -10,7 +10,6 @@ model folder is read.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,12 +130,11 @@ class RunData:
 
 
 def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(
-            f"{what} {path} is not valid JSON: {error.msg} (line {error.lineno})"
-        ) from None
+    """The JSON document of *path*, nested at most :data:`~hgq_rtl.ir.files.MAX_JSON_DEPTH`
+    deep (ValueError, one line naming ``what`` and the file, otherwise)."""
+    from ..ir.files import read_json
+
+    return read_json(path, f"{what} {path}")
 
 
 def load_run(run_dir: str | Path, report: dict[str, Any] | None = None) -> RunData:
@@ -160,8 +158,11 @@ def load_run(run_dir: str | Path, report: dict[str, Any] | None = None) -> RunDa
     FileNotFoundError
         If the folder or its ``report.json`` is missing.
     ValueError
-        If a file is not what ``hgq-rtl run`` writes, or the model folder does not load.
+        If a file is not what ``hgq-rtl run`` writes, the model folder does not load, or a
+        file differs from the design's manifest (:func:`hgq_rtl.binding.check_design`; the
+        run's ``model/`` must be the model the design was generated from).
     """
+    from ..binding import check_design, check_model
     from ..ir import io as ir_io
     from ..ir import reference
     from ..ir.dense import DenseLayer
@@ -211,6 +212,11 @@ def load_run(run_dir: str | Path, report: dict[str, Any] | None = None) -> RunDa
     manifest = run_dir / "rtl" / "manifest.json"
     if manifest.is_file():
         data.manifest = _read_json(manifest, "manifest")
+        if not isinstance(data.manifest, dict):
+            raise ValueError(f"{manifest} is not an hgq-rtl manifest (not a JSON object)")
+        # report only what the design is: the manifest bound to its Verilog and model
+        check_design(run_dir / "rtl", data.manifest)
+        check_model(run_dir / "rtl", data.manifest, other=run_dir / "model" / "model.json")
     synth_path = run_dir / "synth" / "synth_report.json"
     if synth_path.is_file():
         data.synth_report = _read_json(synth_path, "synthesis report")

@@ -351,6 +351,8 @@ def _section_verification(c: _Context) -> Section:
     if counts:
         section.blocks.append(Para("Check 3 also counted " + ", ".join(counts) + "."))
     failure = v.get("first_failure")
+    if failure and not isinstance(failure, dict):  # a hand-edited report.json: shown as it is
+        failure = {"kind": failure}
     if failure:
         shown = {k: failure.get(k) for k in ("kind", "index", "elements", "expected", "actual")}
         text = json.dumps(shown, default=str)

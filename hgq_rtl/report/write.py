@@ -59,8 +59,11 @@ def write_report(
 ) -> ReportFiles:
     """Write ``report.html``, ``report.md`` and ``figures/`` for the run in ``run_dir``.
 
-    Each file is written beside its destination and renamed into place (``figures/`` is
-    replaced whole), so readers never see half a report.
+    In place (``out_dir`` None or ``run_dir``), under the run folder's write lock, each file is
+    written beside its destination and renamed into place (``figures/`` is replaced whole), so
+    readers never see half a report. Elsewhere, ``out_dir`` is written whole through the write
+    guard (:func:`hgq_rtl.guard.replacing`: a non-empty folder that is not a ``report`` output
+    is refused).
 
     Parameters
     ----------
@@ -79,29 +82,40 @@ def write_report(
     Raises
     ------
     FileNotFoundError, ValueError
-        As :func:`load_run`.
+        As :func:`load_run`; :class:`hgq_rtl.guard.DestinationError` (a ``ValueError``) for an
+        ``out_dir`` the guard refuses.
     """
-    from ..ir.io import replace_folder
+    from .. import guard
 
     data = load_run(run_dir, report)
-    out = Path(out_dir) if out_dir is not None else data.run_dir
-    out.mkdir(parents=True, exist_ok=True)
+    if out_dir is None or guard.same_path(out_dir, data.run_dir):
+        with guard.locked(data.run_dir):  # in place: no other command writes the run meanwhile
+            names = _write_files(data.run_dir, data)
+        out = data.run_dir
+    else:
+        out = Path(out_dir)
+        with guard.replacing(out, "report", hosts=[data.run_dir]) as staging:
+            names = _write_files(staging, data)
+    figures = [out / FIGURES_DIR / f"{name}.png" for name in names]
+    return ReportFiles(out / REPORT_HTML, out / REPORT_MD, figures)
+
+
+def _write_files(out: Path, data: RunData) -> list[str]:
+    """``report.html``, ``report.md`` and ``figures/`` of ``data`` into the folder ``out``;
+    returns the figures' names."""
+    from .. import guard
+
     sections = build_sections(data, figures=True)
     images = [b for s in sections for b in s.blocks if isinstance(b, FigureImage)]
-
     tmp = Path(tempfile.mkdtemp(prefix=f".{FIGURES_DIR}.", dir=out))
     try:
         for image in images:
             (tmp / f"{image.name}.png").write_bytes(image.png)
         tmp.chmod(0o755)
-        replace_folder(tmp, out / FIGURES_DIR)
+        guard.replace_folder(tmp, out / FIGURES_DIR)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _write_text(out / REPORT_MD, render_markdown(data, sections))
     _write_text(out / REPORT_HTML, render_html(data, sections))
-    return ReportFiles(
-        out / REPORT_HTML,
-        out / REPORT_MD,
-        [out / FIGURES_DIR / f"{image.name}.png" for image in images],
-    )
+    return [image.name for image in images]

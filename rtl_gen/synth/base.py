@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
+
+from hgq_rtl import processes
 
 _T = TypeVar("_T")
 
@@ -30,6 +34,25 @@ REPORT_NAME = "synth_report.json"
 
 #: Default wall-clock limit of one tool run, in seconds.
 DEFAULT_TIMEOUT_S = 3600.0
+#: The clock periods the synthesis flows take, in ns: 0.1 (10 GHz) to 1000 (1 MHz). Outside,
+#: the constraints would ask for a frequency no FPGA fabric has, or none worth timing.
+CLOCK_NS_RANGE = (0.1, 1000.0)
+
+
+def check_clock_ns(clock_ns: Any, what: str = "clock_ns") -> float:
+    """``clock_ns`` as a float, or ``ValueError`` when it is not a finite number of
+    nanoseconds within :data:`CLOCK_NS_RANGE`."""
+    low, high = CLOCK_NS_RANGE
+    if not (
+        isinstance(clock_ns, int | float)
+        and not isinstance(clock_ns, bool)
+        and math.isfinite(clock_ns)
+        and low <= clock_ns <= high
+    ):
+        raise ValueError(
+            f"{what} must be a clock period from {low:g} to {high:g} ns, not {clock_ns!r}"
+        )
+    return float(clock_ns)
 
 
 _INSTALL_HINTS = {
@@ -134,6 +157,22 @@ def find_tool(name: str) -> Path:
         return Path(found)
     hint = _INSTALL_HINTS.get(name, f"install {name}")
     raise ToolNotFoundError(f"{name} not found: {hint}")
+
+
+def _tool_environment() -> dict[str, str] | None:
+    """The tools' environment: this one, except that where YoWASP's cache of compiled
+    WebAssembly (``$XDG_CACHE_HOME/YoWASP``, by default ``~/.cache/YoWASP``) cannot be written
+    (a read-only ``HOME``), ``YOWASP_CACHE_DIR`` points into the command's temporary folder
+    (the tool is then compiled again on each run, slower but working)."""
+    if "YOWASP_CACHE_DIR" in os.environ:
+        return None
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "YoWASP"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=cache):
+            return None
+    except OSError:
+        return {**os.environ, "YOWASP_CACHE_DIR": str(processes.scratch_dir() / "yowasp-cache")}
 
 
 def _lookup_tool(name: str) -> Path:
@@ -256,14 +295,14 @@ class ToolStep(ABC):
         start = time.perf_counter()
         try:
             with log_path.open("wb") as log:
-                proc = subprocess.run(
+                proc = processes.run(  # its own process group, killed with the command
                     argv,
+                    env=_tool_environment(),
                     cwd=out_dir,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     timeout=timeout_s,
-                    check=False,
                 )
         except subprocess.TimeoutExpired:
             shown = self._keep_logs(out_dir, keep_log_as)

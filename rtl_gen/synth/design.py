@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from hgq_rtl.binding import check_design
+from hgq_rtl.ir.files import ArrayFileError, read_json
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SAFE_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
@@ -51,7 +53,8 @@ def read_manifest(rtl_dir: Path) -> DesignInfo:
     FileNotFoundError
         If the folder, the manifest or the Verilog file is missing.
     ValueError
-        If the manifest is not JSON or lacks a valid ``top``/``verilog``/``clock``.
+        If the manifest is not JSON or lacks a valid ``top``/``verilog``/``clock``, or a file
+        differs from the manifest's hashes (:func:`hgq_rtl.binding.check_design`).
     """
     rtl_dir = Path(rtl_dir)
     if not rtl_dir.is_dir():
@@ -59,9 +62,9 @@ def read_manifest(rtl_dir: Path) -> DesignInfo:
     manifest_path = rtl_dir / "manifest.json"
     if not manifest_path.is_file():
         raise FileNotFoundError(f"manifest not found: {manifest_path}")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    try:  # bounded: deep nesting is refused, not a RecursionError
+        manifest = read_json(manifest_path, "it")
+    except ArrayFileError as err:
         raise ValueError(f"malformed manifest {manifest_path}: {err}") from None
     if not isinstance(manifest, dict):
         raise ValueError(f"malformed manifest {manifest_path}: expected a JSON object")
@@ -89,4 +92,5 @@ def read_manifest(rtl_dir: Path) -> DesignInfo:
         )
     if not verilog_path.is_file():
         raise FileNotFoundError(f"Verilog file named in {manifest_path} not found: {verilog_path}")
+    check_design(rtl_dir, manifest)  # synthesize only the Verilog the manifest describes
     return DesignInfo(rtl_dir=rtl_dir, top=top, verilog=verilog_path.resolve(), clock=clock)

@@ -9,13 +9,13 @@ removes it on failure, keeping the failing tool's logs beside it).
 from __future__ import annotations
 
 import json
-import math
 import shlex
 import shutil
 import sys
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
+
+from hgq_rtl import guard
 
 from .base import (
     DEFAULT_TIMEOUT_S,
@@ -25,6 +25,7 @@ from .base import (
     _load_json,
     _lookup_tool,
     _read_report,
+    check_clock_ns,
 )
 from .design import read_manifest
 from .nextpnr import (
@@ -41,48 +42,6 @@ from .yosys import (
     parse_yosys_hierarchy,
     parse_yosys_xilinx_stat,
 )
-
-
-def _check_replaceable(out_dir: Path, rtl_dir: Path) -> None:
-    """Refuse output folders whose replacement would destroy something that is not ours."""
-    out_abs = out_dir.resolve()
-    rtl_abs = rtl_dir.resolve()
-    if out_abs == rtl_abs or out_abs in rtl_abs.parents:
-        raise ValueError(f"output folder {out_dir} must not be the RTL folder or contain it")
-    if out_dir.exists() or out_dir.is_symlink():
-        if not out_dir.is_dir() or out_dir.is_symlink():
-            raise ValueError(f"output path {out_dir} exists and is not a folder")
-        if any(out_dir.iterdir()) and not (out_dir / REPORT_NAME).is_file():
-            raise ValueError(
-                f"refusing to replace {out_dir}: it is not empty and holds no {REPORT_NAME}"
-            )
-
-
-def _make_work_dir(out_dir: Path) -> Path:
-    """Create an empty, uniquely named sibling of ``out_dir`` (mode from the umask)."""
-    for _ in range(100):
-        work = out_dir.parent / f".{out_dir.name}.{uuid.uuid4().hex[:12]}.tmp"
-        try:
-            work.mkdir()
-        except FileExistsError:
-            continue
-        return work
-    raise SynthError(f"cannot create a temporary folder next to {out_dir}")
-
-
-def _replace_dir(new: Path, out_dir: Path) -> None:
-    """Move the finished folder ``new`` to ``out_dir``, replacing an older result."""
-    if out_dir.exists():
-        trash = out_dir.parent / f".{out_dir.name}.{uuid.uuid4().hex[:12]}.old"
-        out_dir.rename(trash)
-        try:
-            new.rename(out_dir)
-        except OSError:
-            trash.rename(out_dir)  # put the earlier result back
-            raise
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        new.rename(out_dir)
 
 
 def _progress(quiet: bool, text: str, *, end: str = "\n") -> None:
@@ -169,13 +128,12 @@ def synthesize(
         If a tool is missing, fails or times out, or its report cannot be read.
     """
     rtl_dir = Path(rtl_dir)
-    if not (isinstance(clock_ns, int | float) and math.isfinite(clock_ns) and clock_ns > 0):
-        raise ValueError(f"clock_ns must be a positive number of nanoseconds, got {clock_ns!r}")
+    clock_ns = check_clock_ns(clock_ns)
     if not (isinstance(timeout_s, int | float) and timeout_s > 0):
         raise ValueError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
     design = read_manifest(rtl_dir)
     out_dir = Path(out_dir) if out_dir is not None else rtl_dir / "synth"
-    _check_replaceable(out_dir, rtl_dir)
+    guard.check_destination(out_dir, "synth", hosts=[rtl_dir])
 
     yosys_exe = _lookup_tool(YosysXilinxStep.tool)
     nextpnr_exe = _lookup_tool(NextpnrEcp5Step.tool) if nextpnr else None
@@ -187,13 +145,11 @@ def synthesize(
     ecp5, pnr = ecp5_flow.steps(design, ecp5_flow.default_part, clock_ns)
     hierarchy = YosysXilinxHierarchyStep(design.top, verilog_name, xilinx_flow.default_part)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     if failed_log is None:
         failed_log = out_dir.parent / f"{out_dir.name}.failed.log"
     failed_log = Path(failed_log)
-    failed_log.unlink(missing_ok=True)  # a stale one would blame the wrong run
-    work = _make_work_dir(out_dir)
-    try:
+    with guard.replacing(out_dir, "synth", hosts=[rtl_dir]) as work:
+        failed_log.unlink(missing_ok=True)  # a stale one would blame the wrong run
         shutil.copyfile(design.verilog, work / verilog_name)
         # per layer: one run that keeps the hierarchy gives both the layers and the totals
         steps: list[ToolStep] = [hierarchy if per_layer else xilinx]
@@ -254,10 +210,6 @@ def synthesize(
         (work / REPORT_NAME).write_text(
             json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8"
         )
-        _replace_dir(work, out_dir)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return report
 
 
@@ -325,8 +277,7 @@ def synthesize_target(
     """
     if target not in TARGETS:
         raise ValueError(f"`target` must be one of {', '.join(TARGETS)}, not {target!r}")
-    if not (isinstance(clock_ns, int | float) and math.isfinite(clock_ns) and clock_ns > 0):
-        raise ValueError(f"`clock_ns` must be a positive number of nanoseconds, not {clock_ns!r}")
+    clock_ns = check_clock_ns(clock_ns, "`clock_ns`")
     if not (isinstance(timeout_s, int | float) and timeout_s > 0):
         raise ValueError(f"`timeout_s` must be a positive number of seconds, not {timeout_s!r}")
     flow = TARGETS[target]
@@ -335,7 +286,7 @@ def synthesize_target(
     design = read_manifest(rtl_dir)
     steps = flow.steps(design, part, float(clock_ns))
     out_dir = Path(out_dir) if out_dir is not None else rtl_dir / f"synth_{target}"
-    _check_replaceable(out_dir, rtl_dir)
+    guard.check_destination(out_dir, "synth", hosts=[rtl_dir])
 
     tools: dict[str, Path | None] = {}
     for step in steps:
@@ -346,9 +297,7 @@ def synthesize_target(
                 raise
             tools[step.tool] = None
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     failed_log = out_dir.parent / f"{out_dir.name}.failed.log"
-    failed_log.unlink(missing_ok=True)
     base = {
         "target": target,
         "part": part,
@@ -356,8 +305,8 @@ def synthesize_target(
         "clock": design.clock,
         "clock_ns": float(clock_ns),
     }
-    work = _make_work_dir(out_dir)
-    try:
+    with guard.replacing(out_dir, "synth", hosts=[rtl_dir]) as work:
+        failed_log.unlink(missing_ok=True)
         shutil.copyfile(design.verilog, work / design.verilog.name)
         for step in steps:
             step.render(work)
@@ -387,10 +336,6 @@ def synthesize_target(
         (work / REPORT_NAME).write_text(
             json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8"
         )
-        _replace_dir(work, out_dir)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return report
 
 

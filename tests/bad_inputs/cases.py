@@ -597,6 +597,14 @@ def _(work):
     return _verify(design(work), "--dataset", "digits")
 
 
+from .cases_guard import GUARD_CASES  # noqa: E402  (write guard, manifest binding, options)
+
+CASES.extend(Case(*fields) for fields in GUARD_CASES)
+from .cases_bounds import BOUNDS_CASES  # noqa: E402  (bounded reads, integers, names)
+
+CASES.extend(BOUNDS_CASES)
+
+
 def by_name() -> dict[str, Case]:
     names = [c.name for c in CASES]
     assert len(names) == len(set(names)), "case names must be unique"

@@ -61,6 +61,21 @@ def tree(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
+def snapshot(folder: Path) -> dict[str, object]:
+    """Every path under ``folder`` (hidden ones included) with what it is: a file's bytes, a
+    link's target, ``"<folder>"``; comparing two snapshots compares the tree byte for byte."""
+    found: dict[str, object] = {}
+    for path in sorted(folder.rglob("*")):
+        name = str(path.relative_to(folder))
+        if path.is_symlink():
+            found[name] = ("link", os.readlink(path))
+        elif path.is_dir():
+            found[name] = "<folder>"
+        else:
+            found[name] = path.read_bytes()
+    return found
+
+
 # --------------------------------------------------------------------------- models
 
 

@@ -135,6 +135,7 @@ def test_vivado_scripts_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
         f"cd {out} && vivado -mode batch -nojournal -log vivado.log -source vivado.tcl"
     )
     assert sorted(p.name for p in out.iterdir()) == [
+        ".hgq-rtl",  # the guard's marker: the folder is hgq-rtl's to replace
         "add8.v",
         "synth_report.json",
         "vivado.tcl",
