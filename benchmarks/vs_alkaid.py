@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from hgq_rtl import guard
 from hgq_rtl.ir import io as ir_io
 from hgq_rtl.ir import reference
 from hgq_rtl.ir.dense import DenseLayer, accumulator_range
@@ -494,15 +494,22 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     keep = args.out
+    # before any work: no row may be written into a folder that is not one of ours
+    for name, _, _ in workloads if keep is not None else []:
+        try:
+            guard.check_destination(keep / name, "benchmark")
+        except guard.DestinationError as err:
+            print(f"vs_alkaid: error: {err}", file=sys.stderr)
+            return 2
     with tempfile.TemporaryDirectory(prefix="vs_alkaid.") as tmp:
         root = keep if keep is not None else Path(tmp)
         for name, ir, raw in workloads:
-            work = root / name
-            shutil.rmtree(work, ignore_errors=True)
-            work.mkdir(parents=True)
             start = time.perf_counter()
             try:
-                row = bench_row(name, ir, raw, args, work)
+                # through the write guard: an earlier row's folder is replaced whole, a folder
+                # of anything else is refused, never deleted
+                with guard.replacing(root / name, "benchmark") as work:
+                    row = bench_row(name, ir, raw, args, work)
             except BenchError as err:
                 row = {"row": name, "error": str(err)}
             row["row_seconds"] = round(time.perf_counter() - start, 1)

@@ -45,7 +45,7 @@ from .components import (
     RequantizeSteps,
     range_shape,
 )
-from .timing import DelayModel, check_pipelining, level_boundaries
+from .timing import DelayModel, check_pipelining, combinational_timing, level_boundaries
 
 
 class QuantizeComponent(wiring.Component):
@@ -59,7 +59,13 @@ class QuantizeComponent(wiring.Component):
 
     input_ports = ("x",)
 
-    def __init__(self, layer: QuantizeLayer, input_format: TensorFormat) -> None:
+    def __init__(
+        self,
+        layer: QuantizeLayer,
+        input_format: TensorFormat,
+        *,
+        delay_model: DelayModel | None = None,
+    ) -> None:
         self.layer = layer
         self.input_layout = BusLayout.of(input_format)
         self.output_layout = BusLayout.of(layer.output)
@@ -84,10 +90,37 @@ class QuantizeComponent(wiring.Component):
                 int(out_hi[i]),
             )
             self.elements.append((half, steps))
-        self.latency = int(any(self.statistics().values()))
+        self.delay_model = delay_model or DelayModel()
+        self.schedule(None)
         super().__init__(
             {"x": In(self.input_layout.port_width), "y": Out(self.output_layout.port_width)}
         )
+
+    def logic_ns(self) -> float:
+        """Delay of the slowest element: its rounding adder and its ReLU and SAT muxes."""
+        model, delays = self.delay_model, [0.0]
+        for element in self.elements:
+            if element is not None:
+                half, steps = element
+                adder = model.adder(bits_for_range(steps.lo, steps.hi)[1] + 1) if half else 0.0
+                delays.append(adder + model.level_ns * (steps.relu + steps.saturate))
+        return max(delays)
+
+    def schedule(
+        self, clock_ns: float | None, *, start_ns: float = 0.0, register_output: bool = True
+    ) -> None:
+        """Registered output (:attr:`latency` 1, or 0 when every element is a slice), or with
+        ``register_output=False`` none: then :attr:`input_registers` is 1 when the inputs,
+        arriving ``start_ns`` after a register, must be registered to meet ``clock_ns``, and
+        :attr:`output_ns` is the output's delay from the last register."""
+        logic = any(self.statistics().values())
+        self.register_output = register_output and logic
+        self.latency = int(self.register_output)
+        self.input_registers, self.output_ns = combinational_timing(
+            self.logic_ns() if logic else 0.0, clock_ns, start_ns, self.delay_model
+        )
+        if self.register_output:
+            self.input_registers, self.output_ns = 0, 0.0
 
     def statistics(self) -> dict[str, int]:
         """Rounding adders, ReLU muxes and saturating clamps."""
@@ -116,7 +149,7 @@ class QuantizeComponent(wiring.Component):
                 value = rounded
             parts.append(steps.build(m, f"{self.layer.name}_q{i}", value, width))
         y = self.output_layout.drive(
-            m, f"{self.layer.name}_y", parts, registered=bool(self.latency)
+            m, f"{self.layer.name}_y", parts, registered=self.register_output
         )
         m.d.comb += self.y.eq(y)
         return m
@@ -209,19 +242,41 @@ class MaxPoolComponent(wiring.Component):
                 levels.append(level)
             self.trees.append(levels)
         self.depth = max((len(levels) - 1 for levels in self.trees), default=0)
-        model = delay_model or DelayModel()
-        level_delays = [
+        self.adder_levels_per_stage = adder_levels_per_stage
+        self.delay_model = delay_model or DelayModel()
+        self.level_delays = [
             max(
-                (model.comparator(self._compare_width(n)) for n in self._comparators(k)),
+                (self.delay_model.comparator(self._compare_width(n)) for n in self._comparators(k)),
                 default=0.0,
             )
             for k in range(1, self.depth + 1)
         ]
-        self.boundaries = level_boundaries(level_delays, adder_levels_per_stage, clock_ns, model)
-        self.latency = len(self.boundaries) + 1 if self.depth else 0
+        self.schedule(clock_ns)
         super().__init__(
             {"x": In(self.input_layout.port_width), "y": Out(self.output_layout.port_width)}
         )
+
+    def schedule(
+        self, clock_ns: float | None, *, start_ns: float = 0.0, register_output: bool = True
+    ) -> None:
+        """Place the registers between comparator levels (:func:`~rtl_gen.timing.level_boundaries`)
+        and register the output (:attr:`latency`: the boundaries + 1, or 0 without comparators).
+        With ``register_output=False`` the output is not registered, the inputs arrive
+        ``start_ns`` after a register, :attr:`input_registers` is 1 when they must be registered
+        before the first level, and :attr:`output_ns` is the output's delay from the last
+        register."""
+        check_pipelining(self.adder_levels_per_stage, clock_ns)
+        start = 0.0 if register_output else start_ns
+        boundaries, elapsed = level_boundaries(
+            self.level_delays, self.adder_levels_per_stage, clock_ns, self.delay_model, start
+        )
+        self.input_registers = int(0 in boundaries)
+        self.boundaries = [k for k in boundaries if k > 0]
+        self.register_output = register_output and self.depth > 0
+        self.latency = len(self.boundaries) + int(self.register_output)
+        self.output_ns = 0.0 if self.register_output else elapsed
+        if clock_ns is None and not register_output:
+            self.output_ns = 0.0
 
     def _level(self, i: int, k: int) -> list[_MaxNode]:
         """Output ``i``'s nodes after ``k`` comparator levels."""
@@ -288,7 +343,7 @@ class MaxPoolComponent(wiring.Component):
                     m.d.sync += reg.eq(value(node))
                     current[id(node)] = reg
         roots = [value(levels[-1][0]) for levels in self.trees]
-        y = self.output_layout.drive(m, f"{prefix}_y", roots, registered=bool(self.latency))
+        y = self.output_layout.drive(m, f"{prefix}_y", roots, registered=self.register_output)
         m.d.comb += self.y.eq(y)
         return m
 
@@ -380,6 +435,9 @@ class ConcatComponent(wiring.Component):
     :attr:`latency` 0). Ports ``x0, x1, ...``."""
 
     latency = 0
+    input_registers = 0
+    register_output = False
+    output_ns = 0.0
 
     def __init__(self, layer: ConcatLayer, input_formats: tuple[TensorFormat, ...]) -> None:
         self.layer = layer
@@ -394,6 +452,12 @@ class ConcatComponent(wiring.Component):
 
     def statistics(self) -> dict[str, int]:
         return {}
+
+    def schedule(
+        self, clock_ns: float | None, *, start_ns: float = 0.0, register_output: bool = True
+    ) -> None:
+        """Wiring: the output arrives with the inputs (:attr:`output_ns` is ``start_ns``)."""
+        self.output_ns = start_ns if clock_ns is not None else 0.0
 
     def elaborate(self, platform) -> Module:
         m = Module()

@@ -249,8 +249,12 @@ class DenseComponent(wiring.Component):
     Pipelining: a register after every ``adder_levels_per_stage`` adder levels, or, with
     ``clock_ns``, wherever the :class:`DelayModel` says the period would be exceeded. A value
     used in a later stage than its own passes through a delay line; the requantized output is
-    registered. :attr:`latency` is the number of registers from ``x`` to ``y``.
+    registered (unless :meth:`schedule` says otherwise). :attr:`latency` is the number of
+    registers from ``x`` to ``y``; :attr:`input_registers` is always 0 (the layer registers the
+    input elements it needs itself, see :meth:`schedule`).
     """
+
+    input_registers = 0
 
     def __init__(
         self,
@@ -269,17 +273,32 @@ class DenseComponent(wiring.Component):
         self.ternary = ternary
         self.plan = self._make_plan(input_format)
         self.adder_levels_per_stage = adder_levels_per_stage
-        self.clock_ns = clock_ns
         self.delay_model = delay_model or DelayModel()
         self.input_layout = BusLayout.of(input_format)
         self.output_layout = BusLayout.of(layer.output)
-        if clock_ns is None:
-            self.timing = schedule_levels(self.plan, adder_levels_per_stage)
-        else:
-            self.timing = schedule_delay(self.plan, clock_ns, self.delay_model)
-        self.final_stage = self._final_stage()
-        self.latency = self.final_stage + 1
+        self.schedule(clock_ns)
         super().__init__(self._ports())
+
+    def schedule(
+        self, clock_ns: float | None, *, start_ns: float = 0.0, register_output: bool = True
+    ) -> None:
+        """Place the layer's registers (again): every ``adder_levels_per_stage`` levels, or,
+        with ``clock_ns``, by the delay model for inputs arriving ``start_ns`` after the last
+        register. ``register_output=False`` leaves the requantized output unregistered (for a
+        network that places registers across layer boundaries), so :attr:`latency` counts the
+        registers inside the layer only and :attr:`output_ns` is the output's delay from the
+        last of them. The constructor schedules with the defaults."""
+        check_pipelining(self.adder_levels_per_stage, clock_ns)
+        self.clock_ns = clock_ns
+        self.start_ns = start_ns if clock_ns is not None else 0.0
+        if clock_ns is None:
+            self.timing = schedule_levels(self.plan, self.adder_levels_per_stage)
+        else:
+            self.timing = schedule_delay(self.plan, clock_ns, self.delay_model, self.start_ns)
+        self.final_stage, output_ns = self._final_stage()
+        self.register_output = register_output
+        self.latency = self.final_stage + int(register_output)
+        self.output_ns = 0.0 if register_output else output_ns
 
     #: The component's input ports, in the order of the layer's inputs.
     input_ports: tuple[str, ...] = ("x",)
@@ -317,22 +336,42 @@ class DenseComponent(wiring.Component):
             node = node.operands[0]
         return self.timing.get(node.ident, (0, 0.0))[0]
 
-    def _final_stage(self) -> int:
-        """The stage the requantizers run in (after every root is available)."""
-        final = 0
-        for neuron in self.plan.neurons:
-            root = neuron.tree.root
-            stage = self.stage(root)
-            if self.clock_ns is not None:
-                node = root
-                while node.kind == "ref":
-                    node = node.operands[0]
-                arrival = self.timing.get(node.ident, (0, 0.0))[1]
-                budget = self.clock_ns - self.delay_model.register_ns
-                if arrival > 0 and arrival + self.delay_model.level_ns > budget:
-                    stage += 1
-            final = max(final, stage)
-        return final
+    def _arrival(self, node: Node) -> tuple[int, float]:
+        """``(stage, ns)``: where ``node``'s value is made and its delay from the stage's
+        register (``ns`` is 0 in the level schedule)."""
+        while node.kind == "ref":
+            node = node.operands[0]
+        if node.kind == "input":
+            return 0, self.start_ns
+        return self.timing.get(node.ident, (0, 0.0))
+
+    def requantizer_ns(self, i: int) -> float:
+        """Delay of output ``i``'s requantizer: a negation's carry chain where the root is
+        negative, a mux level each for a ReLU and a SAT clamp (a shift is wiring)."""
+        neuron = self.plan.neurons[i]
+        steps = self._steps(i, neuron)
+        node = neuron.tree.root
+        negate = self.delay_model.adder(node.width) if node.negative else 0.0
+        return negate + self.delay_model.level_ns * (steps.relu + steps.saturate)
+
+    def _final_stage(self) -> tuple[int, float]:
+        """The stage the requantizers run in (after every root is available), and the delay of
+        the slowest requantized output from that stage's register."""
+        if self.clock_ns is None:
+            return max((self.stage(n.tree.root) for n in self.plan.neurons), default=0), 0.0
+        budget = self.delay_model.budget(self.clock_ns)
+        finish = []
+        for i, neuron in enumerate(self.plan.neurons):
+            stage, arrival = self._arrival(neuron.tree.root)
+            delay = self.requantizer_ns(i) if self.output_layout.width[i] else 0.0
+            if arrival > 0 and arrival + delay > budget:
+                stage, arrival = stage + 1, 0.0
+            finish.append((stage, arrival + delay, delay))
+        final = max((stage for stage, _, _ in finish), default=0)
+        output_ns = max(
+            (ns if stage == final else delay for stage, ns, delay in finish), default=0.0
+        )
+        return final, output_ns
 
     def register_bits(self) -> int:
         """Pipeline and delay-line register bits inside the layer (output register excluded)."""
@@ -412,23 +451,26 @@ class DenseComponent(wiring.Component):
                 continue
             lsb = self.output_layout.lsb[i]
             root = at(neuron.tree.root, self.final_stage)
-            m.d.sync += y[lsb : lsb + width].eq(self._requantize(m, i, neuron, root))
+            domain = "sync" if self.register_output else "comb"
+            m.d[domain] += y[lsb : lsb + width].eq(self._requantize(m, i, neuron, root))
         m.d.comb += self.y.eq(y)
         return m
 
-    def _requantize(self, m: Module, i: int, neuron: NeuronPlan, root: Value) -> Value:
-        """Output integer ``i`` (its low ``width`` bits) from the accumulator's root node."""
+    def _steps(self, i: int, neuron: NeuronPlan) -> RequantizeSteps:
         node = neuron.tree.root
-        lo, hi = node.lo, node.hi
-        if node.negative:
-            root, lo, hi = -root, -hi, -lo
+        lo, hi = (-node.hi, -node.lo) if node.negative else (node.lo, node.hi)
         out_lo, out_hi = (int(v[i]) for v in self.layer.output.int_range())
         # value = root << node.shift; output = floor(value / 2**rescale)
-        steps = RequantizeSteps.of(
+        return RequantizeSteps.of(
             lo, hi, node.shift - neuron.rescale, self.activation, self.overflow, out_lo, out_hi
         )
+
+    def _requantize(self, m: Module, i: int, neuron: NeuronPlan, root: Value) -> Value:
+        """Output integer ``i`` (its low ``width`` bits) from the accumulator's root node."""
+        if neuron.tree.root.negative:
+            root = -root
         name = f"{self.layer.name}_q{i}"
-        return steps.build(m, name, root, self.output_layout.width[i])
+        return self._steps(i, neuron).build(m, name, root, self.output_layout.width[i])
 
 
 @dataclass(frozen=True)

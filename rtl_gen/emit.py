@@ -9,23 +9,25 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from amaranth.back import verilog
 
+from hgq_rtl import guard
+from hgq_rtl.binding import seal
 from hgq_rtl.ir import io as ir_io
 from hgq_rtl.ir.formats import TensorFormat
 from hgq_rtl.ir.model import IRModel
 
 from .components import DEFAULT_ADDER_LEVELS_PER_STAGE, BusLayout
+from .identifiers import check_module_name
 from .netlist_verilog import check_direct_writer, write_verilog
 from .network import NetworkComponent
+from .schedule import register_stages
 
 MANIFEST_SCHEMA = "hgq-rtl-manifest"
 MANIFEST_VERSION = 1
@@ -74,6 +76,16 @@ class RtlOptions:
     beat at a time through line buffers and one shared kernel per convolution:
     :mod:`rtl_gen.stream.network`) or ``"auto"`` (the default: ``"stream"`` for a model with
     convolutions or pooling that can be streamed, else ``"parallel"``; :func:`resolve_io`).
+    ``latency``: take exactly this many cycles (fully unrolled designs): the registers of the
+    delay-model schedule at ``clock_ns``, or without it at the shortest period that takes no
+    more cycles (:func:`rtl_gen.schedule.fit_latency`); with ``clock_ns`` or ``latency``,
+    registers are placed across layer boundaries (:mod:`rtl_gen.schedule`).
+    ``writer_fallback``: with ``writer="direct"``, a model the direct writer does not take
+    (anything but a chain of dense layers, or a model that is streamed) is written by the
+    Amaranth writer instead, without the AMD/Xilinx cells (:func:`resolve_writer`).
+    ``pixels_per_beat``: pixels of a row per input beat of a stream (default 1; it must divide
+    the input's width, and needs a streamed design): each convolution then evaluates several
+    copies of its kernel per beat (:mod:`rtl_gen.stream.wide`).
     """
 
     adder_levels_per_stage: int = DEFAULT_ADDER_LEVELS_PER_STAGE
@@ -85,10 +97,19 @@ class RtlOptions:
     ternary_adders: bool = False
     xilinx_primitives: bool = False
     io: str = "auto"
+    pixels_per_beat: int = 1
+    latency: int | None = None
+    writer_fallback: bool = False
 
     def __post_init__(self) -> None:
+        if self.latency is not None and (type(self.latency) is not int or self.latency < 1):
+            raise ValueError(f"latency must be a positive integer, not {self.latency!r}")
         if self.io not in IO_MODES:
             raise ValueError(f"io must be one of {', '.join(IO_MODES)}, not {self.io!r}")
+        if type(self.pixels_per_beat) is not int or self.pixels_per_beat < 1:
+            raise ValueError(
+                f"pixels_per_beat must be an integer >= 1, not {self.pixels_per_beat!r}"
+            )
         try:
             object.__setattr__(self, "writer", VerilogWriter(self.writer))
         except ValueError:
@@ -98,6 +119,24 @@ class RtlOptions:
             raise ValueError("xilinx_primitives needs ternary_adders (they are its only cells)")
         if self.xilinx_primitives and self.writer is not VerilogWriter.DIRECT:
             raise ValueError("xilinx_primitives needs the direct writer (writer='direct')")
+
+
+def resolve_writer(ir: IRModel, options: RtlOptions) -> tuple[RtlOptions, str | None]:
+    """``(options, note)``: with ``options.writer_fallback``, the Amaranth writer (without
+    AMD/Xilinx cells) in place of the direct one where the direct writer does not take ``ir``,
+    and a note saying why; else ``options`` as they are and ``None``."""
+    if not options.writer_fallback or options.writer is not VerilogWriter.DIRECT:
+        return options, None
+    amaranth = replace(
+        options, writer=VerilogWriter.AMARANTH, xilinx_primitives=False, writer_fallback=False
+    )
+    if resolve_io(ir, amaranth)[0] == "stream":
+        return amaranth, "written by the Amaranth writer: the design is streamed"
+    try:
+        check_direct_writer(ir)
+    except ValueError:
+        return amaranth, "written by the Amaranth writer: the model is not a chain of dense layers"
+    return options, None
 
 
 def resolve_io(ir: IRModel, options: RtlOptions) -> tuple[str, str | None]:
@@ -111,22 +150,37 @@ def resolve_io(ir: IRModel, options: RtlOptions) -> tuple[str, str | None]:
 
     from .stream.network import stream_problem
 
+    wide = options.pixels_per_beat != 1
+
+    def parallel(note: str | None, why: str | None = None) -> tuple[str, str | None]:
+        if wide:
+            why = why or note
+            raise ValueError(
+                f"pixels_per_beat (--pixels-per-beat) {options.pixels_per_beat} needs a streamed "
+                f"design, and {ir.name} is generated fully unrolled ({why})"
+            )
+        return "parallel", note
+
     if options.io == "parallel":
-        return "parallel", None
+        return parallel(None, "--io parallel")
     if options.io == "auto" and not has_spatial_layers(ir):
-        return "parallel", None
-    unrolled_only = options.writer is VerilogWriter.DIRECT or options.debug_taps
+        return parallel(None, "it has no convolution or pooling")
+    unrolled_only = (
+        options.writer is VerilogWriter.DIRECT or options.debug_taps or options.latency is not None
+    )
     if options.io == "auto" and unrolled_only:
-        return "parallel", "the direct writer (--xilinx-cells) and debug taps are fully unrolled"
-    problem = stream_problem(ir)
-    if options.io == "auto":
+        return parallel(
+            "the direct writer (--xilinx-cells), debug taps and --latency are fully unrolled"
+        )
+    problem = stream_problem(ir, options.pixels_per_beat)
+    if options.io == "auto" and not (wide and problem):
         return ("parallel", problem) if problem else ("stream", None)
     if problem:
         raise ValueError(problem)
     if unrolled_only:
         raise ValueError(
-            "io='stream' is written by the Amaranth writer without debug taps: drop "
-            "--xilinx-cells/--debug-taps, or use --io parallel"
+            "io='stream' is written by the Amaranth writer without debug taps or a latency: "
+            "drop --xilinx-cells/--debug-taps/--latency, or use --io parallel"
         )
     return "stream", None
 
@@ -142,6 +196,7 @@ def build(ir: IRModel, options: RtlOptions | None = None) -> NetworkComponent:
         share=options.share_subexpressions,
         clock_ns=options.clock_ns,
         ternary=options.ternary_adders,
+        latency=options.latency,
     )
 
 
@@ -234,6 +289,7 @@ def manifest(
         **_design_fields(name),
         "latency_cycles": component.latency,
         "initiation_interval": 1,
+        "register_stages": register_stages(component),
         **_inputs(component),
         "output": {
             "port": "data_out",
@@ -244,7 +300,7 @@ def manifest(
         "taps": [
             {
                 "layer": layer.layer.name,
-                "port": f"tap_{layer.layer.name}",
+                "port": component.tap_port_of[layer.layer.name],
                 "width": layer.output_layout.port_width,
                 "latency_cycles": component.tap_latency(k),
                 "elements": _elements(layer.layer.output, layer.output_layout),
@@ -258,6 +314,7 @@ def manifest(
             "debug_taps": component.debug_taps,
             "share_subexpressions": component.share,
             "clock_ns": component.clock_ns,
+            "latency": component.latency_target,
             "writer": VerilogWriter(writer).value,
             "ternary_adders": component.ternary,
             "xilinx_primitives": xilinx_primitives,
@@ -275,13 +332,14 @@ def emit(
 ) -> dict[str, Any]:
     """Generate the design of ``ir`` into ``out_dir`` (replaced whole, or left untouched on error).
 
-    Writes ``<name>.v``, ``manifest.json`` and ``model/`` (the IR). Returns the manifest, with
-    ``generation_seconds`` added.
+    Writes ``<name>.v``, ``manifest.json`` and ``model/`` (the IR) through the write guard
+    (:func:`hgq_rtl.guard.replacing`: a non-empty ``out_dir`` that is not an ``rtl`` output is
+    refused before the build). Returns the manifest, with ``generation_seconds`` added.
     """
     start = time.perf_counter()
-    name = name or ir.name
-    out_dir = Path(out_dir)
-    options = options or RtlOptions()
+    name = check_module_name(name or ir.name)  # names the module and the file: plain, no keyword
+    out_dir = guard.check_destination(out_dir, "rtl")
+    options, _ = resolve_writer(ir, options or RtlOptions())
     io, _ = resolve_io(ir, options)
     if io == "stream":
         design, text = _build_stream(ir, name, options)
@@ -292,9 +350,7 @@ def emit(
         text = to_verilog(
             component, name, options.writer, xilinx_primitives=options.xilinx_primitives
         )
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with guard.replacing(out_dir, "rtl") as tmp:  # written whole, or left as it was
         ir_io.save(ir, tmp / MODEL_SUBDIR)
         model_hash = ir_io.model_sha256(tmp / MODEL_SUBDIR)
         if io == "stream":
@@ -308,12 +364,9 @@ def emit(
                 options.writer,
                 xilinx_primitives=options.xilinx_primitives,
             )
+        seal(document)  # hashes.manifest_sha256: the manifest bound to itself
         (tmp / f"{name}.v").write_text(text)
         (tmp / MANIFEST_FILE).write_text(json.dumps(document, indent=2) + "\n")
-        ir_io.replace_folder(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     document["generation_seconds"] = time.perf_counter() - start
     return document
 
@@ -329,6 +382,7 @@ def _build_stream(ir: IRModel, name: str, options: RtlOptions):
             share=options.share_subexpressions,
             ternary=options.ternary_adders,
         ),
+        pixels_per_beat=options.pixels_per_beat,
     )
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     return design, verilog.convert(design.chain, name=name, emit_src=False)
@@ -360,6 +414,7 @@ def _stream_manifest(design, ir: IRModel, name: str, text: str, model_hash: str,
             "clock_ns": options.clock_ns,
             "writer": VerilogWriter.AMARANTH.value,
             "ternary_adders": options.ternary_adders,
+            "pixels_per_beat": options.pixels_per_beat,
         },
         "model": MODEL_SUBDIR,
         "hashes": {

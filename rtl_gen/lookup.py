@@ -18,6 +18,7 @@ from hgq_rtl.ir.formats import TensorFormat
 from hgq_rtl.ir.layers import LookupLayer
 
 from .components import BusLayout
+from .timing import DelayModel, combinational_timing
 
 #: A lookup table of more than this many bits (entries × output bits) is a ROM (a
 #: :class:`~amaranth.lib.memory.Memory` with a synchronous read port, which synthesis may map to
@@ -41,13 +42,19 @@ class LookupComponent(wiring.Component):
     signed input needs no offset). A slice holding one value is a constant, with no table; a
     table of more than ``rom_min_bits`` bits (entries × output bits, default
     :data:`ROM_MIN_BITS`) is a ROM with a synchronous read port, a smaller one a case statement
-    whose result is registered. :attr:`latency` is 1, or 0 when every element is a constant.
+    whose result is registered (unless :meth:`schedule` says otherwise). :attr:`latency` is 1,
+    or 0 when every element is a constant.
     """
 
     input_ports = ("x",)
 
     def __init__(
-        self, layer: LookupLayer, input_format: TensorFormat, *, rom_min_bits: int = ROM_MIN_BITS
+        self,
+        layer: LookupLayer,
+        input_format: TensorFormat,
+        *,
+        rom_min_bits: int = ROM_MIN_BITS,
+        delay_model: DelayModel | None = None,
     ) -> None:
         self.layer = layer
         self.input_layout = BusLayout.of(input_format)
@@ -66,10 +73,37 @@ class LookupComponent(wiring.Component):
             else:
                 rom = values.size * out_width > rom_min_bits
                 self.elements.append(_Table(tuple(int(v) for v in values), rom))
-        self.latency = int(any(isinstance(e, _Table) for e in self.elements))
+        self.delay_model = delay_model or DelayModel()
+        self.schedule(None)
         super().__init__(
             {"x": In(self.input_layout.port_width), "y": Out(self.output_layout.port_width)}
         )
+
+    def schedule(
+        self, clock_ns: float | None, *, start_ns: float = 0.0, register_output: bool = True
+    ) -> None:
+        """Registered output (:attr:`latency` 1 with any table). With ``register_output=False``
+        and no ROM (a ROM's read port is a register), the tables are logic after the inputs:
+        :attr:`input_registers` is 1 when the inputs, arriving ``start_ns`` after a register,
+        must be registered to meet ``clock_ns``, and :attr:`output_ns` is the output's delay
+        from the last register (a ROM's: one LUT level, for the read's clock-to-out)."""
+        tables = [
+            (e, w) for e, w in zip(self.elements, self.input_layout.width, strict=True)
+            if isinstance(e, _Table)
+        ]  # fmt: skip
+        roms = any(table.rom for table, _ in tables)
+        self.register_output = bool(tables) and (register_output or roms)
+        self.latency = int(self.register_output)
+        self.input_registers, self.output_ns = 0, 0.0
+        if clock_ns is None:
+            return
+        if roms and not register_output:
+            self.output_ns = self.delay_model.level_ns
+        elif not self.register_output:
+            delay = max((self.delay_model.table(w) for _, w in tables), default=0.0)
+            self.input_registers, self.output_ns = combinational_timing(
+                delay, clock_ns, start_ns, self.delay_model
+            )
 
     def statistics(self) -> dict[str, int]:
         """Tables (ROM or logic), their entries and bits, and the constant elements."""
@@ -112,6 +146,7 @@ class LookupComponent(wiring.Component):
                 parts.append(port.data)
                 continue
             out = Signal(width, name=f"{prefix}_t{i}", reset_less=True)
+            domain = "sync" if self.register_output else "comb"
             addresses: dict[int, list[int]] = {}
             for r, v in enumerate(element.values):
                 addresses.setdefault(v, []).append(r)
@@ -120,9 +155,9 @@ class LookupComponent(wiring.Component):
                 for v, raws in addresses.items():
                     if v != default:
                         with m.Case(*raws):
-                            m.d.sync += out.eq(v)
+                            m.d[domain] += out.eq(v)
                 with m.Default():
-                    m.d.sync += out.eq(default)
+                    m.d[domain] += out.eq(default)
             parts.append(out)
         m.d.comb += self.y.eq(self.output_layout.drive(m, f"{prefix}_y", parts, registered=False))
         return m

@@ -37,6 +37,7 @@ from hgq_rtl.ir.model import IRModel
 
 from .adder_tree import Node
 from .components import DenseComponent
+from .identifiers import TOP_PORTS, Namer, check_module_name, plain
 from .network import NetworkComponent
 
 __all__ = ["VENDOR_CELLS_MACRO", "check_direct_writer", "write_verilog"]
@@ -176,11 +177,12 @@ def _escaped(name: str) -> str:
 class _LayerWriter:
     """The module of one layer, written as :meth:`DenseComponent.elaborate` builds it."""
 
-    def __init__(self, layer: DenseComponent, primitives: bool = False) -> None:
+    def __init__(self, layer: DenseComponent, primitives: bool = False, prefix: str = "") -> None:
         self.layer = layer
         self.primitives = primitives
         self.used_cells = False
-        self.prefix = layer.layer.name
+        # a plain identifier (rtl_gen.identifiers): the module's suffix and its signals' prefix
+        self.prefix = prefix or plain(layer.layer.name)
         self.lines: list[str] = []
         self.registers: list[str] = []
         self.own: dict[int, str] = {}
@@ -251,7 +253,7 @@ class _LayerWriter:
             root = root if is_signed else f"$signed({{1'b0, {root}}})"
             q = self.requantizer(i, neuron.tree.root, neuron.rescale, root)
             lsb, width = outputs.lsb[i], outputs.width[i]
-            assigned.append(f"    {y}[{lsb + width - 1}:{lsb}] <= {q}[{width - 1}:0];")
+            assigned.append(f"{y}[{lsb + width - 1}:{lsb}] <= {q}[{width - 1}:0];")
         head = [
             f"module {_escaped(f'{top}.{self.prefix}')}(clk, rst, x, y);",
             "  input clk;",
@@ -260,9 +262,15 @@ class _LayerWriter:
             f"  output [{outputs.port_width - 1}:0] y;",
         ]
         body = list(self.lines)
-        if assigned:
+        if assigned and layer.register_output:
             body.append(f"  reg [{outputs.port_width - 1}:0] {y} = 0;")
             body.append(f"  assign y = {y};")
+            assigned = [f"    {line}" for line in assigned]
+        elif assigned:  # not registered: the next layer's registers are placed across it
+            body.append(f"  wire [{outputs.port_width - 1}:0] {y};")
+            body += [f"  assign {line.replace(' <= ', ' = ')}" for line in assigned]
+            body.append(f"  assign y = {y};")
+            assigned = []
         else:  # no output bits: the port is a constant
             body.append("  assign y = 1'b0;")
         registers = self.registers + assigned
@@ -392,17 +400,27 @@ def write_verilog(
     dense layers (:func:`check_direct_writer`).
     """
     check_direct_writer(component.ir)
+    check_module_name(name)
+    # names from the model become plain identifiers unique in the top module, apart from its
+    # ports and the writer's own signals (rtl_gen.identifiers)
+    ports = list(TOP_PORTS)
+    tapped = component.tapped_layers()
+    taps = [component.tap_port_of[layer.layer.name] for layer in tapped]
+    registers = ["data_in_reg"] + [
+        "data_out_reg" if k == 0 else f"data_out_reg{k}" for k in range(component.output_registers)
+    ]
+    namer = Namer([*ports, *taps, *registers, *(f"valid_{s}" for s in range(component.latency))])
     modules = []
     buses = []
     cells = False
     for layer in component.layers:
-        writer = _LayerWriter(layer, xilinx_primitives)
+        instance = namer.unique(layer.layer.name)
+        writer = _LayerWriter(layer, xilinx_primitives, prefix=instance)
         modules.append(writer.write(name))
         cells = cells or writer.used_cells
-        buses.append((layer, f"{layer.layer.name}_y"))
+        buses.append((layer, instance, namer.unique(f"{layer.layer.name}_y")))
     inputs, outputs = component.input_layout, component.output_layout
-    ports = ["clk", "rst", "data_in", "valid_in", "data_out", "valid_out"]
-    taps = [f"tap_{layer.layer.name}" for layer in component.tapped_layers()]
+    wire_of = {id(layer): wire for layer, _, wire in buses}
     lines = [
         f"module {_escaped(name)}({', '.join(ports + taps)});",
         "  input clk;",
@@ -412,7 +430,7 @@ def write_verilog(
         f"  output [{outputs.port_width - 1}:0] data_out;",
         "  output valid_out;",
     ]
-    for layer, tap in zip(component.tapped_layers(), taps, strict=True):
+    for layer, tap in zip(tapped, taps, strict=True):
         lines.append(f"  output [{layer.output_layout.port_width - 1}:0] {tap};")
     always = []
     bus = "data_in"
@@ -420,17 +438,22 @@ def write_verilog(
         lines.append(f"  reg [{inputs.port_width - 1}:0] data_in_reg = 0;")
         always.append("    data_in_reg <= data_in;")
         bus = "data_in_reg"
-    for layer, wire in buses:
+    for layer, instance, wire in buses:
         width = layer.output_layout.port_width
         lines.append(f"  wire [{width - 1}:0] {wire};")
         lines.append(
-            f"  {_escaped(f'{name}.{layer.layer.name}')} {layer.layer.name}"
+            f"  {_escaped(f'{name}.{instance}')} {instance}"
             f"(.clk(clk), .rst(rst), .x({bus}), .y({wire}));"
         )
         bus = wire
+    for k in range(component.output_registers):
+        register = "data_out_reg" if k == 0 else f"data_out_reg{k}"
+        lines.append(f"  reg [{outputs.port_width - 1}:0] {register} = 0;")
+        always.append(f"    {register} <= {bus};")
+        bus = register
     lines.append(f"  assign data_out = {bus};")
-    for layer, tap in zip(component.tapped_layers(), taps, strict=True):
-        lines.append(f"  assign {tap} = {layer.layer.name}_y;")
+    for layer, tap in zip(tapped, taps, strict=True):
+        lines.append(f"  assign {tap} = {wire_of[id(layer)]};")
     valid = "valid_in"
     for stage in range(component.latency):
         lines.append(f"  reg valid_{stage} = 1'b0;")

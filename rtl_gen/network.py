@@ -9,6 +9,10 @@ Ports (computed from the IR in ``__init__``):
 * ``valid_out`` — ``valid_in`` delayed by :attr:`NetworkComponent.latency` cycles,
 * ``tap_<layer>`` — with ``debug_taps``, each hidden layer's output bus.
 
+Port names made of model names (``data_in_<name>``, ``tap_<layer>``) are plain Verilog
+identifiers, unique among the ports (:mod:`rtl_gen.identifiers`): a name outside ASCII or a
+Verilog keyword is spelled differently (the manifest gives every port's name).
+
 Values are two's complement when their format is signed; zero-width elements have no bits.
 """
 
@@ -27,8 +31,10 @@ from hgq_rtl.ir.model import IRModel, Layer
 
 from .blocks import AddComponent, ConcatComponent, MaxPoolComponent, QuantizeComponent
 from .components import DEFAULT_ADDER_LEVELS_PER_STAGE, BusLayout, DenseComponent
+from .identifiers import TOP_PORTS, input_ports, tap_ports
 from .lookup import ROM_MIN_BITS, LookupComponent
-from .timing import check_pipelining
+from .schedule import fit_latency, schedule_network
+from .timing import DelayModel, check_pipelining
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class BlockOptions:
     share: bool = True
     ternary: bool = False
     rom_min_bits: int = ROM_MIN_BITS
+    delay_model: DelayModel = DelayModel()
 
 
 Block = (
@@ -60,22 +67,30 @@ BLOCKS: dict[str, Callable[[Layer, tuple[TensorFormat, ...], BlockOptions], Bloc
         adder_levels_per_stage=o.adder_levels_per_stage,
         clock_ns=o.clock_ns,
         share=o.share,
+        delay_model=o.delay_model,
         ternary=o.ternary,
     ),
-    "quantize": lambda layer, formats, o: QuantizeComponent(layer, formats[0]),
+    "quantize": lambda layer, formats, o: QuantizeComponent(
+        layer, formats[0], delay_model=o.delay_model
+    ),
     "maxpool": lambda layer, formats, o: MaxPoolComponent(
-        layer, formats[0], adder_levels_per_stage=o.adder_levels_per_stage, clock_ns=o.clock_ns
+        layer,
+        formats[0],
+        adder_levels_per_stage=o.adder_levels_per_stage,
+        clock_ns=o.clock_ns,
+        delay_model=o.delay_model,
     ),
     "add": lambda layer, formats, o: AddComponent(
         layer,
         formats,
         adder_levels_per_stage=o.adder_levels_per_stage,
         clock_ns=o.clock_ns,
+        delay_model=o.delay_model,
         ternary=o.ternary,
     ),
     "concat": lambda layer, formats, o: ConcatComponent(layer, formats),
     "lookup": lambda layer, formats, o: LookupComponent(
-        layer, formats[0], rom_min_bits=o.rom_min_bits
+        layer, formats[0], rom_min_bits=o.rom_min_bits, delay_model=o.delay_model
     ),
 }
 
@@ -95,10 +110,14 @@ class NetworkComponent(wiring.Component):
     cycle, counted from ``data_in``, at which its bus holds the vector's value (the input's is 1
     with the input register, else 0; a layer's is the latest arrival among its inputs plus its
     block's latency). A layer reading several tensors reads each through a delay line (shared
-    by the readers of a tensor), so all arrive in the same cycle. :attr:`latency` is the output
-    layer's arrival; ``valid_out`` is ``valid_in`` through that many registers. A network has at
-    least one register, so that it has a clock: when the output would arrive in cycle 0 (no
-    input register, wiring-only layers), ``data_out`` is registered (:attr:`register_output`).
+    by the readers of a tensor), so all arrive in the same cycle. Where the registers go is
+    :attr:`schedule` (:mod:`rtl_gen.schedule`): per layer (every layer's output registered), or
+    with ``clock_ns`` or ``latency`` one delay-model schedule across layer boundaries.
+    :attr:`latency` is the output layer's arrival plus :attr:`output_registers`; ``valid_out``
+    is ``valid_in`` through that many registers. A network has at least one register, so that
+    it has a clock: when the output would arrive in cycle 0 (no input register, wiring-only
+    layers), ``data_out`` is registered (:attr:`register_output`); across layer boundaries it
+    always is.
 
     Parameters
     ----------
@@ -115,18 +134,24 @@ class NetworkComponent(wiring.Component):
     share
         Build recurring patterns ``x_a ± (x_b << d)`` once per dense layer (default True).
     clock_ns
-        Place registers by a delay model for this clock period instead of every
-        ``adder_levels_per_stage`` levels.
+        Place registers by a delay model for this clock period, across layer boundaries,
+        instead of every ``adder_levels_per_stage`` levels in each layer.
     ternary
         Sum with three-input adders (:class:`~rtl_gen.components.DensePlan`).
     rom_min_bits
         Lookup tables of more bits than this are ROMs, smaller ones logic
         (:data:`~rtl_gen.lookup.ROM_MIN_BITS` by default).
+    latency
+        Take exactly this many cycles: the delay-model schedule at ``clock_ns`` or, without it,
+        at the shortest period that takes no more (:func:`~rtl_gen.schedule.fit_latency`).
+    delay_model
+        The :class:`~rtl_gen.timing.DelayModel` of the schedule (default: UltraScale+-like).
 
     Raises
     ------
     ValueError
-        When ``ir`` has a layer kind without a block.
+        When ``ir`` has a layer kind without a block, or ``latency`` is fewer cycles than the
+        network needs (or than ``clock_ns`` needs).
     """
 
     def __init__(
@@ -140,6 +165,8 @@ class NetworkComponent(wiring.Component):
         clock_ns: float | None = None,
         ternary: bool = False,
         rom_min_bits: int = ROM_MIN_BITS,
+        latency: int | None = None,
+        delay_model: DelayModel | None = None,
     ) -> None:
         check_pipelining(adder_levels_per_stage, clock_ns)
         self.ir = ir
@@ -147,43 +174,55 @@ class NetworkComponent(wiring.Component):
         self.debug_taps = debug_taps
         self.adder_levels_per_stage = adder_levels_per_stage
         self.share = share
-        self.clock_ns = clock_ns
         self.ternary = ternary
-        options = BlockOptions(adder_levels_per_stage, clock_ns, share, ternary, rom_min_bits)
+        self.delay_model = delay_model or DelayModel()
+        options = BlockOptions(
+            adder_levels_per_stage, clock_ns, share, ternary, rom_min_bits, self.delay_model
+        )
         self.layers: list[Block] = [
             build_block(layer, ir.input_formats_of(layer), options) for layer in ir.layers
         ]
         #: per model input: its port and the layout of its bus
         self.input_buses = {
-            model_input.name: (
-                "data_in" if len(ir.inputs) == 1 else f"data_in_{model_input.name}",
-                BusLayout.of(model_input.format),
+            model_input.name: (port, BusLayout.of(model_input.format))
+            for model_input, port in zip(
+                ir.inputs, input_ports([i.name for i in ir.inputs]), strict=True
             )
-            for model_input in ir.inputs
         }
+        #: the latency asked for (None: as the schedule gives)
+        self.latency_target = latency
+        if latency is None:
+            self.schedule = schedule_network(ir, self.layers, register_inputs, clock_ns)
+        else:
+            self.schedule = fit_latency(
+                ir, self.layers, register_inputs, latency, clock_ns, self.delay_model
+            )
+        #: the period the registers were placed for (None: per layer)
+        self.clock_ns = self.schedule.clock_ns
         #: cycle at which each tensor (the inputs, every layer's output) holds the vector's value
-        self.arrival = {name: int(register_inputs) for name in self.input_buses}
+        self.arrival = self.schedule.arrival
         #: per layer, the delay-line length of each of its inputs
-        self.input_delays: dict[str, tuple[int, ...]] = {}
-        for layer, block in zip(ir.layers, self.layers, strict=True):
-            sources = ir.inputs_of(layer)
-            start = max(self.arrival[name] for name in sources)
-            self.input_delays[layer.name] = tuple(start - self.arrival[name] for name in sources)
-            self.arrival[layer.name] = start + block.latency
+        self.input_delays = self.schedule.input_delays
         #: the model's input vector: the inputs' elements one after the other
         self.input_format = concat_formats([model_input.format for model_input in ir.inputs])
         self.input_layout = BusLayout.of(self.input_format)
         self.output_layout = BusLayout.of(ir.output)
-        self.register_output = self.arrival[ir.layers[-1].name] == 0
-        self.latency = self.arrival[ir.layers[-1].name] + int(self.register_output)
+        #: registers after the output layer (``data_out_reg``, then ``data_out_reg<k>``)
+        self.output_registers = self.schedule.output_registers
+        self.register_output = self.output_registers > 0
+        self.latency = self.schedule.latency(ir)
         members = {
             **{port: In(layout.port_width) for port, layout in self.input_buses.values()},
             "valid_in": In(1),
             "data_out": Out(self.output_layout.port_width),
             "valid_out": Out(1),
         }
+        #: the debug-tap port of each tapped layer, by layer name (rtl_gen.identifiers)
+        tapped = [layer.layer.name for layer in self.tapped_layers()]
+        reserved = [*TOP_PORTS, *(port for port, _ in self.input_buses.values())]
+        self.tap_port_of = dict(zip(tapped, tap_ports(tapped, reserved), strict=True))
         for layer in self.tapped_layers():
-            members[f"tap_{layer.layer.name}"] = Out(layer.output_layout.port_width)
+            members[self.tap_port_of[layer.layer.name]] = Out(layer.output_layout.port_width)
         super().__init__(members)
 
     def tapped_layers(self) -> list[Block]:
@@ -205,6 +244,18 @@ class NetworkComponent(wiring.Component):
         widths = {name: layout.port_width for name, (_, layout) in self.input_buses.items()}
         widths.update({b.layer.name: b.output_layout.port_width for b in self.layers})
         return sum(widths[name] * delay for name, delay in longest.items())
+
+    def register_bits(self) -> int:
+        """Every data register bit: the input registers, the delay lines, the registers inside
+        and at the output of each layer, and the output registers (the valid bits excluded)."""
+        bits = self.delay_line_bits() + self.output_registers * self.output_layout.port_width
+        if self.register_inputs:
+            bits += sum(layout.port_width for _, layout in self.input_buses.values())
+        for block in self.layers:
+            bits += block.statistics().get("pipeline_register_bits", 0)
+            if block.register_output:
+                bits += block.output_layout.total_width
+        return bits
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -238,13 +289,14 @@ class NetworkComponent(wiring.Component):
                 m.d.comb += getattr(block, port).eq(source(name, delay))
             buses[layer.name] = block.y
         output = buses[self.ir.layers[-1].name]
-        if self.register_output:
-            registered = Signal(self.output_layout.port_width, name="data_out_reg", reset_less=True)
+        for k in range(self.output_registers):
+            name = "data_out_reg" if k == 0 else f"data_out_reg{k}"
+            registered = Signal(self.output_layout.port_width, name=name, reset_less=True)
             m.d.sync += registered.eq(output)
             output = registered
         m.d.comb += self.data_out.eq(output)
         for layer in self.tapped_layers():
-            m.d.comb += getattr(self, f"tap_{layer.layer.name}").eq(layer.y)
+            m.d.comb += getattr(self, self.tap_port_of[layer.layer.name]).eq(layer.y)
         valid = self.valid_in
         for stage in range(self.latency):
             reg = Signal(name=f"valid_{stage}")

@@ -58,7 +58,7 @@ def _run(
             if ctx.get(component.valid_out):
                 collected.append(ctx.get(component.data_out))
             for _, name, _ in tapped:
-                samples[name].append(ctx.get(getattr(component, f"tap_{name}")))
+                samples[name].append(ctx.get(getattr(component, component.tap_port_of[name])))
             cycle += 1
             if cycle > pending + max(component.latency, last_tap) + 2:
                 raise RuntimeError(

@@ -4,7 +4,9 @@ A dense layer's adders (:class:`~rtl_gen.components.DensePlan`) are staged node 
 every ``levels_per_stage`` adder levels (:func:`schedule_levels`) or wherever the
 :class:`DelayModel` says a clock period would be exceeded (:func:`schedule_delay`). Trees that
 advance level by level (the comparators of max pooling) are cut between levels
-(:func:`level_boundaries`).
+(:func:`level_boundaries`), logic of one step (a quantizer, a table) by
+:func:`combinational_timing`. The delay schedules take the inputs' delay from the last register
+(``start_ns``), so :mod:`rtl_gen.schedule` can chain them across layer boundaries.
 """
 
 from __future__ import annotations
@@ -45,6 +47,15 @@ class DelayModel:
         """A comparison of ``width``-bit operands (a subtraction's carry chain) and its mux."""
         return self.adder(width) + self.level_ns
 
+    def table(self, address_bits: int) -> float:
+        """A look-up table of ``address_bits`` address bits built of 6-input LUTs: one LUT level,
+        and a level of 4:1 multiplexing for every two address bits past six."""
+        return self.level_ns * (1 + max(0, -(-(address_bits - 6) // 2)))
+
+    def budget(self, clock_ns: float) -> float:
+        """The logic delay a register-to-register path may have at ``clock_ns``."""
+        return clock_ns - self.register_ns
+
 
 def check_pipelining(adder_levels_per_stage: object, clock_ns: object) -> None:
     """Refuse pipelining options that are not a positive level count and period."""
@@ -61,19 +72,25 @@ def schedule_levels(plan: Plan, levels_per_stage: int) -> dict[int, tuple[int, f
     return {a.ident: ((plan.node_depth(a) - 1) // levels_per_stage, 0.0) for a in plan.adders()}
 
 
-def schedule_delay(plan: Plan, clock_ns: float, model: DelayModel) -> dict[int, tuple[int, float]]:
+def schedule_delay(
+    plan: Plan, clock_ns: float, model: DelayModel, start_ns: float = 0.0
+) -> dict[int, tuple[int, float]]:
     """Stage and arrival time of every adder, registering where the period would be exceeded.
 
-    Adders are visited in order of depth; each starts in the latest stage of its operands and
-    moves to the next stage (its operands registered) when its arrival time would pass
-    ``clock_ns``. Greedy as-soon-as-possible, so values travel as far as the period allows.
+    The inputs arrive ``start_ns`` after the last register (0: registered; more when the layer
+    before is not registered at its output). Adders are visited in order of depth; each starts
+    in the latest stage of its operands and moves to the next stage (its operands registered)
+    when its arrival time would pass ``clock_ns``. Greedy as-soon-as-possible, so values travel
+    as far as the period allows.
     """
-    budget = clock_ns - model.register_ns
+    budget = model.budget(clock_ns)
     timing: dict[int, tuple[int, float]] = {}
 
     def at(node: Node) -> tuple[int, float]:
         while node.kind == "ref":
             node = node.operands[0]
+        if node.kind == "input":
+            return 0, start_ns
         return timing.get(node.ident, (0, 0.0))
 
     for adder in sorted(plan.adders(), key=plan.node_depth):
@@ -88,23 +105,41 @@ def schedule_delay(plan: Plan, clock_ns: float, model: DelayModel) -> dict[int, 
     return timing
 
 
+def combinational_timing(
+    delay: float, clock_ns: float | None, start_ns: float, model: DelayModel
+) -> tuple[int, float]:
+    """``(input registers, output delay)`` of logic taking ``delay`` ns on inputs arriving
+    ``start_ns`` after a register: the inputs are registered first (1) when the two together
+    would pass ``clock_ns`` (never in the level schedule, ``clock_ns`` None)."""
+    if clock_ns is None:
+        return 0, 0.0
+    if start_ns > 0 and start_ns + delay > model.budget(clock_ns):
+        return 1, delay
+    return 0, start_ns + delay
+
+
 def level_boundaries(
     level_delays: Sequence[float],
     levels_per_stage: int,
     clock_ns: float | None = None,
     model: DelayModel | None = None,
-) -> list[int]:
-    """The levels ``k`` (1 to ``depth - 1``) of a level-by-level tree after which every value
-    is registered: every ``levels_per_stage`` levels, or, with ``clock_ns``, greedily where the
-    next level (its slowest operation, ``level_delays[k]`` ns) would pass the period."""
+    start_ns: float = 0.0,
+) -> tuple[list[int], float]:
+    """The levels ``k`` of a level-by-level tree after which every value is registered, and the
+    delay from the last register to the tree's result.
+
+    Every ``levels_per_stage`` levels (``k`` from 1 to ``depth - 1``), or, with ``clock_ns``,
+    greedily where the next level (its slowest operation, ``level_delays[k]`` ns) would pass
+    the period, the operands arriving ``start_ns`` after a register (with ``start_ns > 0``,
+    ``k = 0`` registers the operands themselves)."""
     depth = len(level_delays)
     if clock_ns is None:
-        return list(range(levels_per_stage, depth, levels_per_stage))
-    budget = clock_ns - (model or DelayModel()).register_ns
-    boundaries, elapsed = [], 0.0
+        return list(range(levels_per_stage, depth, levels_per_stage)), 0.0
+    budget = (model or DelayModel()).budget(clock_ns)
+    boundaries, elapsed = [], start_ns
     for level, delay in enumerate(level_delays):
         if elapsed > 0 and elapsed + delay > budget:
             boundaries.append(level)
             elapsed = 0.0
         elapsed += delay
-    return boundaries
+    return boundaries, elapsed

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hgq_rtl.binding import seal
 from hgq_rtl.ir import reference
 from hgq_rtl.ir.fixed import Activation, Overflow, RoundMode
 from hgq_rtl.ir.model import IRModel
@@ -173,6 +174,7 @@ def test_bench_fails_on_an_altered_direct_netlist(tmp_path):
     manifest_path = rtl / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["hashes"]["verilog_sha256"] = hashlib.sha256(verilog.read_bytes()).hexdigest()
+    seal(manifest)  # the manifest's own digest: only simulation can tell
     manifest_path.write_text(json.dumps(manifest))
     assert _verify(ir, rtl).mismatches > 0
 
@@ -197,30 +199,39 @@ def test_bench_fails_on_an_altered_ternary_adder_cell(tmp_path):
     manifest_path = rtl / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["hashes"]["verilog_sha256"] = hashlib.sha256(verilog.read_bytes()).hexdigest()
+    seal(manifest)  # the manifest's own digest: only simulation can tell
     manifest_path.write_text(json.dumps(manifest))
     assert _verify(ir, rtl, n=200).mismatches > 0
 
 
-def test_cli_writes_xilinx_cells_on_request(tmp_path):
+def test_cli_writes_xilinx_cells_by_default_and_portable_on_request(tmp_path):
+    """No flags: AMD/Xilinx cells by the direct writer, registers placed for 5 ns across layer
+    boundaries; --family portable: two-input adders; --writer amaranth, --adder-levels: the
+    former defaults."""
     from bad_inputs.helpers import cli
 
     from hgq_rtl.ir import save
 
     ir = _model(9, (8, 4))
     save(ir, tmp_path / "ir")
-    plain = cli("rtl", tmp_path / "ir", "--out", tmp_path / "plain", cwd=tmp_path)
-    cells = cli("rtl", tmp_path / "ir", "--out", tmp_path / "cells", "--xilinx-cells", cwd=tmp_path)
-    assert plain.returncode == 0 and cells.returncode == 0, plain.stderr + cells.stderr
-    options = json.loads((tmp_path / "cells" / "manifest.json").read_text())["options"]
-    assert (options["writer"], options["ternary_adders"], options["xilinx_primitives"]) == (
-        "direct",
-        True,
-        True,
-    )
-    assert "LUT6_2 #(" in (tmp_path / "cells" / f"{ir.name}.v").read_text()
-    plain_options = json.loads((tmp_path / "plain" / "manifest.json").read_text())["options"]
-    assert not plain_options["ternary_adders"] and not plain_options["xilinx_primitives"]
-    assert "LUT6_2" not in (tmp_path / "plain" / f"{ir.name}.v").read_text()
+    runs = {
+        "default": [],
+        "cells": ["--xilinx-cells"],
+        "portable": ["--family", "portable"],
+        "former": ["--writer", "amaranth", "--family", "portable", "--adder-levels", "2"],
+    }
+    options = {}
+    for name, flags in runs.items():
+        result = cli("rtl", tmp_path / "ir", "--out", tmp_path / name, *flags, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        manifest = json.loads((tmp_path / name / "manifest.json").read_text())
+        keys = ("writer", "ternary_adders", "xilinx_primitives", "clock_ns")
+        options[name] = tuple(manifest["options"][k] for k in keys)
+        cells = "LUT6_2 #(" in (tmp_path / name / f"{ir.name}.v").read_text()
+        assert cells == options[name][2]
+    assert options["default"] == options["cells"] == ("direct", True, True, 5.0)
+    assert options["portable"] == ("direct", False, False, 5.0)
+    assert options["former"] == ("amaranth", False, False, None)
 
 
 def test_ternary_plan_is_exact_in_amaranth_and_needs_fewer_adders():

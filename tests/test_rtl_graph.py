@@ -146,8 +146,10 @@ def test_maxpool_finer_and_wider_output_and_the_delay_model() -> None:
     pool = MaxPoolLayer("pool", windows, wider)
     _check2(_model(x, pool), n=300)
     fast = _check2(_model(x, pool), clock_ns=1.0).layers[0]
-    slow = _check2(_model(x, pool), clock_ns=50.0).layers[0]
-    assert slow.latency == 1 and fast.latency > 1 and fast.boundaries
+    slow = _check2(_model(x, pool), clock_ns=50.0)
+    # across layer boundaries the pool's output is not registered: the network's output is
+    assert slow.layers[0].latency == 0 and slow.latency == 2
+    assert fast.latency >= 1 and fast.boundaries
 
 
 def test_maxpool_drops_operands_that_cannot_win() -> None:
