@@ -2,8 +2,9 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/cnn_stream.py [--rows svhn muon fashion] [--vectors 200]
-        [--fashion-model DIR] [--no-synth] [--no-fmax] [--out DIR] [--clock-ns 5]
+    .venv/bin/python benchmarks/cnn_stream.py [--rows svhn svhn_small muon fashion]
+        [--vectors 200] [--fashion-model DIR] [--no-synth] [--no-fmax] [--out DIR]
+        [--clock-ns 5] [--pixels-per-beat 1 [2 4 ...]]
 
 Rows (one JSON object each, then a summary line):
 
@@ -11,7 +12,10 @@ Rows (one JSON object each, then a summary line):
   three 3×3 convolutions of 16, 16 and 24 filters, each followed by ReLU and 2×2 max pooling,
   then dense 42, 64, 10; integer weights and per-channel formats drawn at the bit widths HGQ
   reaches (weights of 2–6 bits, a third of them zero; activations of 4–8 bits). SVHN itself is
-  not reachable here. Generated as a stream (one pixel per beat).
+  not reachable here. Generated as a stream, one row per ``--pixels-per-beat`` value (default
+  1).
+* ``svhn_small`` — the same architecture at 16×16×3 with two convolutions of 8 and 12 filters
+  (each with pooling) and dense 16, 10: small enough for Yosys on a shared 2-core machine.
 * ``muon`` — a muon-tracking-shaped graph: three inputs of 50×3, 50×2 and 50×2, a point-wise
   1-D convolution of each to 8 channels, their sum, ReLU requantization, then dense 32, 16, 8,
   1 (a regression). Several inputs and an add: generated fully unrolled (parallel I/O).
@@ -78,14 +82,21 @@ def _dense(rng, name: str, n_in: int, n_out: int, output: TensorFormat, activati
     )
 
 
-def svhn_ir(seed: int = 0) -> IRModel:
-    """The SVHN-shaped CNN (see the module docstring)."""
+def svhn_ir(
+    seed: int = 0,
+    size: int = 32,
+    convolutions: tuple[int, ...] = (16, 16, 24),
+    hidden: tuple[int, ...] = (42, 64),
+    name: str = "svhn_cnn",
+) -> IRModel:
+    """The SVHN-shaped CNN (see the module docstring); smaller with ``size`` (the image's side),
+    ``convolutions`` (filters of each) and ``hidden`` (the dense sizes before the 10 outputs)."""
     rng = np.random.default_rng(seed)
-    shape = (3, 32, 32)
-    fmt = _channel_format(rng, 3, 32 * 32, False, bits=(8, 8))
+    shape = (3, size, size)
+    fmt = _channel_format(rng, 3, size * size, False, bits=(8, 8))
     layers: list = []
     current = fmt
-    for k, filters in enumerate((16, 16, 24)):
+    for k, filters in enumerate(convolutions):
         channels, spatial = shape[0], shape[1:]
         out = tuple(n - 2 for n in spatial)
         weight, frac = _weights(rng, (filters, channels, 3, 3))
@@ -111,13 +122,13 @@ def svhn_ir(seed: int = 0) -> IRModel:
         )
         layers += [conv, pool]
         shape, current = (filters, *pooled), pool.output
-    sizes = (current.size, 42, 64)
+    sizes = (current.size, *hidden)
     for k, (n_in, n_out) in enumerate(zip(sizes, sizes[1:], strict=False)):
         out = _channel_format(rng, n_out, 1, False)
         layers.append(_dense(rng, f"dense{k}", n_in, n_out, out, Activation.RELU))
     out = TensorFormat(np.ones(10, bool), np.full(10, 6), np.full(10, 4))
-    layers.append(_dense(rng, "logits", 64, 10, out, Activation.LINEAR))
-    return IRModel("svhn_cnn", None, tuple(layers), inputs=(ModelInput("image", fmt, (3, 32, 32)),))
+    layers.append(_dense(rng, "logits", sizes[-1], 10, out, Activation.LINEAR))
+    return IRModel(name, None, tuple(layers), inputs=(ModelInput("image", fmt, (3, size, size)),))
 
 
 def muon_ir(seed: int = 0) -> IRModel:
@@ -177,10 +188,13 @@ def kernel_ebops(ir: IRModel) -> int:
     return int(total)
 
 
-def measure(ir: IRModel, work: Path, args, io: str, data=None) -> dict[str, Any]:
+def measure(ir: IRModel, work: Path, args, io: str, data=None, pixels: int = 1) -> dict[str, Any]:
     row: dict[str, Any] = {"model": ir.name, "io": io}
+    if io == "stream":
+        row["pixels_per_beat"] = pixels
     start = time.perf_counter()
-    manifest = emit(ir, work / "rtl", RtlOptions(io=io, clock_ns=args.clock_ns))
+    options = RtlOptions(io=io, clock_ns=args.clock_ns, pixels_per_beat=pixels)
+    manifest = emit(ir, work / "rtl", options)
     row["generation_seconds"] = round(time.perf_counter() - start, 3)
     row["latency_cycles"] = manifest["latency_cycles"]
     row["initiation_interval"] = manifest.get("initiation_interval", 1)
@@ -218,7 +232,18 @@ def measure(ir: IRModel, work: Path, args, io: str, data=None) -> dict[str, Any]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--rows", nargs="+", default=["svhn", "muon"], choices=["svhn", "muon", "fashion"]
+        "--rows",
+        nargs="+",
+        default=["svhn", "muon"],
+        choices=["svhn", "svhn_small", "muon", "fashion"],
+    )
+    parser.add_argument(
+        "--pixels-per-beat",
+        type=int,
+        nargs="+",
+        default=[1],
+        metavar="P",
+        help="stream rows: one row per value (pixels of a row per input beat)",
     )
     parser.add_argument("--vectors", type=int, default=200)
     parser.add_argument("--fashion-model", type=Path, help="the Fashion-MNIST CNN's IR folder")
@@ -232,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.rows:
         if name == "svhn":
             ir, io = svhn_ir(), "stream"
+        elif name == "svhn_small":
+            ir, io = svhn_ir(0, 16, (8, 12), (16,), "svhn_small_cnn"), "stream"
         elif name == "muon":
             ir, io = muon_ir(), "parallel"
         data = None
@@ -244,14 +271,16 @@ def main(argv: list[str] | None = None) -> int:
             folder = args.fashion_model
             ir = ir_io.load(folder if (folder / "model.json").is_file() else folder / "model")
             io, data = "stream", load_dataset("fashion_mnist").x_test
-        row = measure(ir, base / name, args, io, data)
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+        for pixels in args.pixels_per_beat if io == "stream" else [1]:
+            folder = base / (name if pixels == 1 else f"{name}_p{pixels}")
+            row = measure(ir, folder, args, io, data, pixels)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     print(
         json.dumps(
             {
                 "summary": {
-                    r["model"]: {
+                    r["model"] + (f"@p{r['pixels_per_beat']}" if "pixels_per_beat" in r else ""): {
                         k: r.get(k)
                         for k in (
                             "lut",

@@ -311,6 +311,9 @@ def _out_slots(*fmt) -> list[dict]:
     [
         (_set("io", "burst"), r"io must be one of \('parallel', 'stream'\), not 'burst'"),
         (_set("initiation_interval", 0), "initiation_interval must be an integer >= 1, not 0"),
+        (_set("pixels_per_beat", 0), "pixels_per_beat must be an integer >= 1, not 0"),
+        (_set("pixels_per_beat", True), "pixels_per_beat must be an integer >= 1, not True"),
+        (_set("pixels_per_beat", 2), r"input's 3 slots must be pixels_per_beat \(2\) pixels"),
         (_set("input.ready", _DELETE), r"input must have the field 'ready' \(a stream port\)"),
         (_set("output.last", "m_axis_tvalid"), "output port, valid, ready and last must differ"),
         (_set("output.last", "clk"), "the stream ports and clock and reset must differ: 'clk'"),

@@ -7,6 +7,8 @@ window vector of every output position, a compute block wrapped in a :class:`Str
 or a :class:`MaxTree`) is applied to every window, and a :class:`Collector` gathers the final map
 into one vector for a dense tail. :class:`StreamChain` connects stages and names the ports like
 AXI4-Stream. Every stream is an :class:`amaranth.lib.stream.Signature` with valid/ready.
+Several pixels per beat: :class:`WideWindowGenerator` and :class:`Replicated`
+(:mod:`rtl_gen.stream.wide`).
 """
 
 from .collect import Collector, beat_order
@@ -14,13 +16,16 @@ from .geometry import WindowGeometry
 from .pool import MaxTree
 from .stage import StreamStage
 from .top import StreamChain
+from .wide import Replicated, WideWindowGenerator
 from .window import WindowGenerator
 
 __all__ = [
     "Collector",
     "MaxTree",
+    "Replicated",
     "StreamChain",
     "StreamStage",
+    "WideWindowGenerator",
     "WindowGenerator",
     "WindowGeometry",
     "beat_order",

@@ -43,14 +43,19 @@ class Collector(wiring.Component):
     beat_widths
         Bits of each element of an input beat, packed LSB first (as the upstream block packs
         them). The output's elements are :attr:`element_widths`: these, ``n_beats`` times.
+    keep
+        Optional, one bool per collected element (``n_beats * len(beat_widths)``): the output
+        holds the elements marked True only, in order (to drop the slots of a wide stream that
+        carry no pixel, :mod:`rtl_gen.stream.wide`). By default every element is kept.
 
     Ports
     -----
     i : ``In(stream.Signature(max(sum(beat_widths), 1)))``
         The beats.
-    o : ``Out(stream.Signature(max(n_beats * sum(beat_widths), 1)))``
+    o : ``Out(stream.Signature(max(sum(element_widths), 1)))``
         Beat ``b`` of a group in bits ``[b * B, (b + 1) * B)``, ``B = sum(beat_widths)``: element
-        ``e`` of beat ``b`` is output element ``b * len(beat_widths) + e``.
+        ``e`` of beat ``b`` is output element ``b * len(beat_widths) + e`` (numbered before the
+        elements that ``keep`` drops are left out).
 
     Timing
     ------
@@ -59,7 +64,9 @@ class Collector(wiring.Component):
     between groups (the first beat of the next group shifts in as the output is taken).
     """
 
-    def __init__(self, n_beats: int, beat_widths: Sequence[int]) -> None:
+    def __init__(
+        self, n_beats: int, beat_widths: Sequence[int], keep: Sequence[bool] | None = None
+    ) -> None:
         if not isinstance(n_beats, int) or n_beats < 1:
             raise ValueError(f"n_beats must be a positive integer, not {n_beats!r}")
         widths = tuple(beat_widths)
@@ -68,17 +75,26 @@ class Collector(wiring.Component):
         self.n_beats = n_beats
         self.beat_widths = widths
         self.beat_width = sum(widths)
+        self.keep = None if keep is None else tuple(bool(k) for k in keep)
+        if self.keep is not None and len(self.keep) != n_beats * len(widths):
+            raise ValueError(
+                f"keep must have one entry per collected element ({n_beats * len(widths)}), "
+                f"not {len(self.keep)}"
+            )
         super().__init__(
             {
                 "i": In(stream.Signature(max(self.beat_width, 1))),
-                "o": Out(stream.Signature(max(n_beats * self.beat_width, 1))),
+                "o": Out(stream.Signature(max(sum(self.element_widths), 1))),
             }
         )
 
     @property
     def element_widths(self) -> tuple[int, ...]:
         """Bits of each output element, in output order."""
-        return self.beat_widths * self.n_beats
+        widths = self.beat_widths * self.n_beats
+        if self.keep is None:
+            return widths
+        return tuple(w for w, k in zip(widths, self.keep, strict=True) if k)
 
     @property
     def beats_in(self) -> int:
@@ -106,11 +122,19 @@ class Collector(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         width = self.beat_width
-        data = Signal(len(self.o.payload), name="collected", reset_less=True)
+        data = Signal(max(self.n_beats * width, 1), name="collected", reset_less=True)
         count = Signal(range(self.n_beats), name="count")
+        kept = data
+        if self.keep is not None:
+            lsb, fields = 0, []
+            for w, k in zip(self.beat_widths * self.n_beats, self.keep, strict=True):
+                if k and w:
+                    fields.append(data[lsb : lsb + w])
+                lsb += w
+            kept = Cat(*fields) if fields else 0
         m.d.comb += [
             self.i.ready.eq(~self.o.valid | self.o.ready),
-            self.o.payload.eq(data),
+            self.o.payload.eq(kept),
         ]
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)

@@ -4,7 +4,8 @@ A sample is the model's input vector; it travels as ``beats`` beats of ``slots``
 AXI4-Stream-named ports. ``beat_elements[b][s]`` is the model element carried by field ``s`` of
 beat ``b`` (-1: unused). A slot's format may be wider than its element's: the value on the wire
 is the element's integer shifted left by ``slot.frac_bits - element.frac_bits``. The bench
-(:mod:`hgq_rtl_sim`) needs nothing else.
+(:mod:`hgq_rtl_sim`) needs nothing else. ``pixels_per_beat`` states the input's pixels per beat
+(its slots are that many pixels' channels, pixel-major; :mod:`rtl_gen.stream.wide`).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def stream_fields(design: StreamDesign, input_format: TensorFormat, output_forma
         "io": "stream",
         "latency_cycles": design.latency,
         "initiation_interval": design.initiation_interval,
+        "pixels_per_beat": design.pixels_per_beat,
         "input": stream_bus(INPUT_PORTS, design.input_slots, input_format, design.input_beats),
         "output": stream_bus(OUTPUT_PORTS, design.output_slots, output_format, design.output_beats),
         "layers": list(design.layers),

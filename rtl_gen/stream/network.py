@@ -13,6 +13,13 @@ layers on the flattened map) becomes one :class:`~rtl_gen.stream.top.StreamChain
   permuted from torch's ``(C, H, W)`` order to the collector's ``(H, W, C)`` order;
 * each dense layer of the tail: a :class:`DenseComponent` in a :class:`StreamStage`.
 
+With ``pixels_per_beat`` ``P`` above 1 the input carries ``P`` pixels of a row per beat, a
+convolution or pooling on a stream of ``P`` pixels per beat gets a
+:class:`~rtl_gen.stream.wide.WideWindowGenerator` and ``Q = min(ceil(P / stride_w), out_w)``
+copies of its block (a :class:`~rtl_gen.stream.wide.Replicated`), so the stages after it run at
+``Q`` pixels per beat (down to the one-pixel blocks at ``Q = 1``), and the collector drops the
+slots past each row's end.
+
 Exactness: every element of a channel must have the same format (the datapath is shared by all
 positions; ``--arch cnn`` trains such models). Zero padding enters the kernel as zero values,
 which add nothing; every accumulator is exact and the requantizer rounds the exact sum, so each
@@ -38,6 +45,7 @@ from .geometry import WindowGeometry
 from .pool import MaxTree
 from .stage import StreamStage
 from .top import StreamChain
+from .wide import Replicated, WideWindowGenerator, beat_elements, wide_slots, windows_per_beat
 from .window import WindowGenerator
 
 __all__ = ["StreamDesign", "build_stream", "stream_problem"]
@@ -60,7 +68,8 @@ class StreamDesign:
     ``chain`` is the component (AXI4-Stream ports). ``input_slots`` / ``output_slots`` are the
     formats of one beat's fields (the same for every beat), ``input_beats`` /
     ``output_beats`` give, per beat, the model input / output element each field carries
-    (arrays ``(beats, fields)``).
+    (arrays ``(beats, fields)``; -1 where a field carries none). ``pixels_per_beat`` is the
+    input's pixels per beat (:mod:`rtl_gen.stream.wide`).
     """
 
     chain: StreamChain
@@ -69,6 +78,8 @@ class StreamDesign:
     output_slots: TensorFormat
     output_beats: np.ndarray
     layers: tuple[dict, ...]
+    #: Pixels per input beat.
+    pixels_per_beat: int = 1
 
     @property
     def latency(self) -> int:
@@ -83,10 +94,11 @@ class StreamError(ValueError):
     """The model cannot be generated as a stream (the message says why and what to do)."""
 
 
-def stream_problem(ir: IRModel) -> str | None:
-    """Why ``ir`` cannot be built as a stream, or ``None`` when it can."""
+def stream_problem(ir: IRModel, pixels_per_beat: int = 1) -> str | None:
+    """Why ``ir`` cannot be built as a stream at ``pixels_per_beat`` pixels per input beat, or
+    ``None`` when it can."""
     try:
-        _plan(ir)
+        _plan(ir, pixels_per_beat=pixels_per_beat)
     except StreamError as error:
         return str(error)
     return None
@@ -159,7 +171,30 @@ def _widths(fmt: TensorFormat) -> list[int]:
     return [int(w) for w in fmt.width]
 
 
-def _plan(ir: IRModel, options: DenseOptions | None = None, *, build: bool = False):
+def tiled(fmt: TensorFormat, times: int) -> TensorFormat:
+    """The formats ``times`` times over: the slots of ``times`` pixels of per-channel formats."""
+    return TensorFormat(*(np.tile(a, times) for a in (fmt.signed, fmt.int_bits, fmt.frac_bits)))
+
+
+def _check_pixels_per_beat(pixels_per_beat: int, width: int) -> None:
+    if type(pixels_per_beat) is not int or pixels_per_beat < 1:
+        raise StreamError(
+            f"pixels_per_beat (--pixels-per-beat) must be an integer >= 1, not {pixels_per_beat!r}"
+        )
+    if width % pixels_per_beat:
+        raise StreamError(
+            f"pixels_per_beat (--pixels-per-beat) must divide the input's width {width} (a beat "
+            f"holds consecutive pixels of one row), not {pixels_per_beat}"
+        )
+
+
+def _plan(
+    ir: IRModel,
+    options: DenseOptions | None = None,
+    *,
+    build: bool = False,
+    pixels_per_beat: int = 1,
+):
     """Walk the chain; with ``build``, also make the components. Returns
     ``(stages, input channel format, input shape, output slots, output beats, layer stats)``."""
     options = options or DenseOptions()
@@ -171,6 +206,8 @@ def _plan(ir: IRModel, options: DenseOptions | None = None, *, build: bool = Fal
     }
     shape = _input_shape(ir)
     channels, spatial = shape[0], shape[1:]
+    _check_pixels_per_beat(pixels_per_beat, spatial[-1])
+    par = pixels_per_beat  # pixels per beat of the stream at this point
     current = channel_formats(ir.input, channels, "the input")
     input_channels = current
     stages: list[wiring.Component] = []
@@ -212,13 +249,23 @@ def _plan(ir: IRModel, options: DenseOptions | None = None, *, build: bool = Fal
                     f"{layer.name}: max pooling with padding is not streamed yet (padded "
                     "positions must never win); use --io parallel"
                 )
+            copies = windows_per_beat(geometry, par)
             if build:
-                stages.append(WindowGenerator(geometry, _widths(current)))
+                if par == 1:
+                    stages.append(WindowGenerator(geometry, _widths(current)))
+                else:
+                    stages.append(WideWindowGenerator(geometry, _widths(current), par))
+                blocks = []
+                for _ in range(copies):  # the one kernel, once per window of a beat
+                    if isinstance(layer, ConvLayer):
+                        kernel = kernel_layer(layer, out_fmt)
+                        blocks.append(DenseComponent(kernel, window_fmt, **dense))
+                    else:
+                        blocks.append(MaxTree(taps, window_fmt, out_fmt, name=layer.name))
+                block = blocks[0]
                 if isinstance(layer, ConvLayer):
-                    block = DenseComponent(kernel_layer(layer, out_fmt), window_fmt, **dense)
                     stats.append(_dense_stats(layer, block, geometry))
                 else:
-                    block = MaxTree(taps, window_fmt, out_fmt, name=layer.name)
                     stats.append(
                         {
                             "name": layer.name,
@@ -227,7 +274,11 @@ def _plan(ir: IRModel, options: DenseOptions | None = None, *, build: bool = Fal
                             "windows_per_image": geometry.out_positions,
                         }
                     )
+                if copies > 1:
+                    stats[-1]["copies"] = copies
+                    block = Replicated(blocks)
                 stages.append(StreamStage(block, name=layer.name))
+            par = copies
             channels, spatial, current = out_channels, tuple(layer.out_shape[1:]), out_fmt
         elif isinstance(layer, DenseLayer):
             if flat is None:
@@ -239,8 +290,19 @@ def _plan(ir: IRModel, options: DenseOptions | None = None, *, build: bool = Fal
                     weight=layer.weight[:, order],
                     weight_frac_bits=layer.weight_frac_bits[:, order],
                 )
-                if build:
+                if build and par == 1:
                     stages.append(Collector(positions, _widths(current)))
+                elif build:  # drop the slots past each row's end
+                    slots = wide_slots(spatial[-1], par)
+                    keep = [
+                        column >= 0
+                        for _ in range(positions // spatial[-1])
+                        for beat in slots
+                        for column in beat
+                        for _ in range(channels)
+                    ]
+                    beats = len(keep) // (par * channels)
+                    stages.append(Collector(beats, _widths(current) * par, keep))
             if build:
                 block = DenseComponent(layer, flat, **dense)
                 stats.append(_dense_stats(layer, block, None))
@@ -256,10 +318,9 @@ def _plan(ir: IRModel, options: DenseOptions | None = None, *, build: bool = Fal
             f"{ir.name} starts with no convolution or pooling: nothing to stream "
             "(use --io parallel)"
         )
-    if flat is None:  # the output is still a map: one beat per position
-        positions = math.prod(spatial)
-        out_slots = current
-        out_beats = np.arange(channels)[None, :] * positions + np.arange(positions)[:, None]
+    if flat is None:  # the output is still a map, in the wide row layout
+        out_slots = tiled(current, par)
+        out_beats = beat_elements(channels, spatial, par)
     else:
         out_slots = flat
         out_beats = np.arange(flat.size)[None, :]
@@ -288,17 +349,21 @@ def _dense_stats(layer, block: DenseComponent, geometry: WindowGeometry | None) 
     return stats
 
 
-def build_stream(ir: IRModel, options: DenseOptions | None = None) -> StreamDesign:
-    """The streaming design of ``ir`` (raises :class:`StreamError` with the reason when the
-    model cannot be streamed)."""
-    stages, input_channels, shape, out_slots, out_beats, stats = _plan(ir, options, build=True)
-    channels, positions = shape[0], math.prod(shape[1:])
-    input_beats = np.arange(channels)[None, :] * positions + np.arange(positions)[:, None]
+def build_stream(
+    ir: IRModel, options: DenseOptions | None = None, *, pixels_per_beat: int = 1
+) -> StreamDesign:
+    """The streaming design of ``ir`` taking ``pixels_per_beat`` consecutive pixels of a row per
+    input beat (a divisor of the input's width; raises :class:`StreamError` with the reason
+    when the model cannot be streamed so)."""
+    stages, input_channels, shape, out_slots, out_beats, stats = _plan(
+        ir, options, build=True, pixels_per_beat=pixels_per_beat
+    )
     return StreamDesign(
         chain=StreamChain(stages),
-        input_slots=input_channels,
-        input_beats=input_beats,
+        input_slots=tiled(input_channels, pixels_per_beat),
+        input_beats=beat_elements(shape[0], shape[1:], pixels_per_beat),
         output_slots=out_slots,
         output_beats=out_beats,
         layers=stats,
+        pixels_per_beat=pixels_per_beat,
     )

@@ -20,8 +20,9 @@ Timing of the chain at full throughput (``s_axis_tvalid`` and ``m_axis_tready`` 
 
 Both are exact when every stage but the first takes each beat in the cycle it is offered at full
 throughput. That holds for :class:`StreamStage` and :class:`Collector`, and for a window generator
-without padding; a padded window generator after a bursty upstream stage may stall it and so
-stretch both numbers (measure such a chain in simulation).
+without padding (a :class:`~rtl_gen.stream.wide.WideWindowGenerator` also without steps of zero
+columns); a padded window generator after a bursty upstream stage may stall it and so stretch
+both numbers (measure such a chain in simulation).
 """
 
 from __future__ import annotations

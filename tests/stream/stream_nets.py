@@ -110,7 +110,7 @@ def stream_outputs(design, ir, x, *, seed=0, bubble=0.3, stall=0.3):
     out_layout = BusLayout.of(design.output_slots)
     words = []
     for row in x:
-        words += in_layout.pack(row[design.input_beats])
+        words += in_layout.pack(np.where(design.input_beats >= 0, row[design.input_beats], 0))
     beats = design.output_beats.shape[0]
     trace = run_stream(
         design.chain,
@@ -126,7 +126,8 @@ def stream_outputs(design, ir, x, *, seed=0, bubble=0.3, stall=0.3):
     out = np.zeros((len(x), ir.output.size), np.int64)
     for n in range(len(x)):
         for b in range(beats):
-            out[n, design.output_beats[b]] = values[n * beats + b]
+            used = design.output_beats[b] >= 0  # -1: a slot that carries no element
+            out[n, design.output_beats[b][used]] = values[n * beats + b][used]
     lasts = np.asarray(trace.lasts).reshape(len(x), beats)
     assert (lasts[:, -1] == 1).all() and (lasts[:, :-1] == 0).all()
     return out, trace
