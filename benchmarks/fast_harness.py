@@ -11,12 +11,15 @@ It then
 * builds the harness (``build_seconds``),
 * computes the reference of ``--distinct`` random vectors (``reference_vectors_per_second``),
 * streams ``--vectors`` vectors, those distinct ones over and over, through the harness and
-  checks every output (``vectors_per_second``: packing, simulating, unpacking and comparing;
-  ``harness_cpu_seconds``: the simulator process alone, and its ``simulation_vectors_per_second``),
+  checks every output (``vectors_per_second``: packing, simulating and comparing, with
+  ``workers`` harness processes side by side; ``harness_cpu_seconds``: the CPU time of those
+  processes together, and ``simulation_vectors_per_second``, the vectors per second of that CPU
+  time; ``python_cpu_seconds``: this process's CPU time meanwhile, its threads together),
 * runs ``verify_design(..., engine="fast")`` end to end on ``--end-to-end`` vectors (generation
   and reference included, overlapped with the simulation).
 
-Prints one JSON object; exits 1 on any mismatch.
+Prints one JSON object, with the load average before and after (the throughput figures depend on
+what else the machine runs); exits 1 on any mismatch.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import numpy as np
 from hgq_rtl.ir import io as ir_io
 from hgq_rtl.ir import reference
 from hgq_rtl.verification import verify_design
-from hgq_rtl_sim.fast import DEFAULT_CHUNK, verify_fast_stream
+from hgq_rtl_sim.fast import DEFAULT_CHUNK, MAX_WORKERS, verify_fast_stream
 
 
 def train_default_digits(out: Path) -> Path:
@@ -60,6 +63,7 @@ def main() -> int:
     p.add_argument("--distinct", type=int, default=1 << 19, help="distinct random vectors")
     p.add_argument("--end-to-end", type=int, default=1_000_000, help="0: skip")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, help="harness processes (default: one per CPU)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="hgq-rtl-bench-") as tmp:
         train_seconds = 0.0
@@ -87,10 +91,22 @@ def main() -> int:
                 stop = min(at + DEFAULT_CHUNK, args.distinct, at + args.vectors - start)
                 yield inputs[at:stop], expected[at:stop]
 
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        result = verify_fast_stream(rtl, chunks(), total=args.vectors, build_dir=build)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        harness_cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        load_before = os.getloadavg()
+        before = [
+            resource.getrusage(who) for who in (resource.RUSAGE_CHILDREN, resource.RUSAGE_SELF)
+        ]
+        result = verify_fast_stream(
+            rtl, chunks(), total=args.vectors, build_dir=build, workers=args.workers
+        )
+        after = [
+            resource.getrusage(who) for who in (resource.RUSAGE_CHILDREN, resource.RUSAGE_SELF)
+        ]
+        harness_cpu, python_cpu = (
+            a.ru_utime - b.ru_utime + a.ru_stime - b.ru_stime
+            for a, b in zip(after, before, strict=True)
+        )
+        workers = args.workers or min(MAX_WORKERS, len(os.sched_getaffinity(0)))
+        load_after = os.getloadavg()
 
         end_to_end = None
         if args.end_to_end:
@@ -107,7 +123,12 @@ def main() -> int:
     report = {
         "benchmark": "fast_harness",
         "design": manifest["top"],
-        "machine": {"python": platform.python_version(), "cpus": len(os.sched_getaffinity(0))},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": len(os.sched_getaffinity(0)),
+            "load_average_before": round(load_before[0], 2),
+            "load_average_after": round(load_after[0], 2),
+        },
         "input_bits": sum(bus["width"] for bus in manifest.get("inputs", [manifest["input"]])),
         "output_bits": manifest["output"]["width"],
         "latency_cycles": manifest["latency_cycles"],
@@ -116,10 +137,12 @@ def main() -> int:
         "vectors": result.vectors,
         "distinct_vectors": args.distinct,
         "mismatches": result.mismatches,
+        "workers": workers,
         "seconds": round(result.sim_seconds, 2),
         "vectors_per_second": round(result.vectors / result.sim_seconds),
         "harness_cpu_seconds": round(harness_cpu, 2),
         "simulation_vectors_per_second": round(result.vectors / harness_cpu),
+        "python_cpu_seconds": round(python_cpu, 2),
         "generate_vectors_per_second": round(args.distinct / generate_seconds),
         "reference_vectors_per_second": round(args.distinct / reference_seconds),
         "end_to_end": end_to_end,

@@ -9,7 +9,9 @@
 the build settings stay the same), then streams the input vectors packed as 32-bit words
 through a pipe into the harness, one vector per clock with no bubbles (a stream design: its
 beats back to back, the output held back at random if asked), and reads back every output with
-the cycle it came out on. numpy compares every output element with the reference (integer
+the cycle it came out on. A parallel design's vectors are shared out, a piece at a time, among
+several harness processes that simulate side by side (one per CPU, at most
+:data:`MAX_WORKERS`). numpy compares every output element with the reference (integer
 ``==``) and checks each output's timing (:mod:`hgq_rtl_sim.fast_score`). The result is the
 :class:`~hgq_rtl_sim.result.VerifyResult` the cocotb bench gives.
 
@@ -21,6 +23,7 @@ taps and records waveforms. This one is for volume.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import subprocess
 import threading
@@ -31,21 +34,25 @@ from typing import Any
 
 import numpy as np
 
+from hgq_rtl import processes
+
 from .config import check_probability
 from .fast_build import build_harness
-from .fast_score import ParallelScorer, StreamScorer, new_counts
+from .fast_score import ParallelScorer, Piece, StreamScorer, new_counts
 from .interface import check_vectors, input_buses, io_kind, output_bus, stream_layouts
 from .manifest import load_manifest
 from .result import VerifyResult
 from .scoreboard import failure_record
 from .workspace import _environment, _Progress, _Say, _tail, _work_dir
 
-__all__ = ["verify_fast", "verify_fast_stream", "SIMULATOR"]
+__all__ = ["verify_fast", "verify_fast_stream", "SIMULATOR", "MAX_WORKERS"]
 
 SIMULATOR = "verilator-fast"
 RESET_CYCLES = 4
 DEFAULT_CHUNK = 1 << 16
-_QUEUED_CHUNKS = 2  # packed chunks waiting for the pipe
+#: The most harness processes a parallel design's vectors are shared among by default.
+MAX_WORKERS = 4
+_QUEUED_CHUNKS = 1  # packed pieces waiting for each harness's pipe
 _READ_BYTES = 1 << 20  # one read of the harness's output
 _PIPE_BYTES = 1 << 20  # pipe buffers, each way
 _QUEUED_READS = 64  # reads waiting to be scored
@@ -63,6 +70,7 @@ def verify_fast(
     chunk: int = DEFAULT_CHUNK,
     backpressure_probability: float = 0.0,
     seed: int = 0,
+    workers: int | None = None,
 ) -> VerifyResult:
     """Simulate the design in *rtl_dir* on *inputs* with the C++ harness; compare with *expected*.
 
@@ -71,7 +79,10 @@ def verify_fast(
     their elements one after the other, in the manifest's order); every output must equal the
     reference exactly and come out ``latency_cycles`` after its input, and exactly N outputs
     must come out. Debug taps, if the design has them, are not compared (use
-    :func:`hgq_rtl_sim.runner.verify`).
+    :func:`hgq_rtl_sim.runner.verify`). The vectors are simulated in pieces of at most *chunk*
+    vectors, shared out in turn among up to *workers* harness processes that run side by side:
+    each process resets the design once and then gets its pieces back to back, so its k-th
+    vector must come out on its cycle k + ``latency_cycles``.
 
     A stream design gets its samples' beats back to back (``tvalid`` high whenever a beat
     waits), its output taken with ``tready`` high or, with *backpressure_probability*, low at
@@ -102,6 +113,9 @@ def verify_fast(
     backpressure_probability, seed:
         Stream designs: each cycle ``tready`` is low with this probability (0: always high),
         drawn by a generator seeded with *seed*. Parallel designs ignore both.
+    workers:
+        Parallel designs: harness processes that simulate side by side (default: one per CPU
+        this process may use, at most :data:`MAX_WORKERS`). Stream designs use one.
 
     Returns
     -------
@@ -127,6 +141,8 @@ def verify_fast(
     inputs, expected = check_vectors(manifest, inputs, expected)
     n = inputs.shape[0]
     chunks = ((inputs[s : s + chunk], expected[s : s + chunk]) for s in range(0, n, chunk))
+    if workers is None:  # no more harnesses than pieces
+        workers = min(_default_workers(), -(-n // chunk))
     return verify_fast_stream(
         rtl_dir,
         chunks,
@@ -136,6 +152,7 @@ def verify_fast(
         quiet=quiet,
         backpressure_probability=backpressure_probability,
         seed=seed,
+        workers=workers,
     )
 
 
@@ -149,6 +166,7 @@ def verify_fast_stream(
     quiet: bool = False,
     backpressure_probability: float = 0.0,
     seed: int = 0,
+    workers: int | None = None,
 ) -> VerifyResult:
     """:func:`verify_fast` on vectors that arrive in chunks ``(inputs, expected)``.
 
@@ -160,19 +178,28 @@ def verify_fast_stream(
     """
     started = time.perf_counter()
     check_probability("backpressure_probability", backpressure_probability)
+    if workers is not None and (
+        not isinstance(workers, int) or isinstance(workers, bool) or workers < 1
+    ):
+        raise ValueError(f"workers must be a positive int or None, not {workers!r}")
     rtl_dir = Path(rtl_dir).resolve()
     manifest = load_manifest(rtl_dir)
     if io_kind(manifest) == "stream":
         layouts = stream_layouts(manifest)
         scorer = StreamScorer(manifest, layouts, backpressure_probability, seed)
+        workers = 1  # its timing checks run across the samples
     else:
         scorer = ParallelScorer(manifest, input_buses(manifest), output_bus(manifest))
+        workers = workers or _default_workers()
     say = _Say(quiet)
     with _environment("verilator"), _work_dir(build_dir) as work:
-        build = build_harness(rtl_dir, work / "fast_build", optimize=optimize, quiet=quiet)
+        kept = rtl_dir if build_dir is None else None  # the work folder is removed afterwards
+        build = build_harness(
+            rtl_dir, work / "fast_build", optimize=optimize, quiet=quiet, keep_log_beside=kept
+        )
         log = work / "fast_harness.log"
         sim_started = time.perf_counter()
-        stream = _Stream(build.executable, scorer, log)
+        stream = _Stream(build.executable, scorer, log, workers)
         counts = stream.run(chunks, _Progress(total, say))
         sim_seconds = time.perf_counter() - sim_started
     result = VerifyResult(
@@ -194,65 +221,150 @@ def verify_fast_stream(
 # ------------------------------------------------------------------------------------ stream
 
 
-class _Stream:
-    """One run of the harness, in four threads so that packing, simulating and scoring overlap:
-    a producer packs each chunk's inputs, a writer feeds them to the harness's stdin, a reader
-    collects its stdout, and the calling thread scores the output records chunk by chunk (the
-    *scorer* knows the kind of design: :mod:`hgq_rtl_sim.fast_score`)."""
+class _Harness:
+    """One harness process: a writer thread feeds it packed pieces, a reader thread collects
+    its output records; the scoring thread takes them from :attr:`outputs` in order."""
 
-    def __init__(self, executable: Path, scorer: ParallelScorer | StreamScorer, log: Path) -> None:
-        self.executable = executable
-        self.scorer = scorer
+    def __init__(self, command: list[str], log: Path, stop: threading.Event) -> None:
         self.log = log
-        # chunks waiting to be scored (None: no more); packed inputs waiting for the pipe
-        self.to_score: queue.Queue[tuple[np.ndarray, np.ndarray] | None] = queue.Queue()
+        self.stop = stop
         self.to_write: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=_QUEUED_CHUNKS)
         self.outputs: queue.Queue[bytes] = queue.Queue(maxsize=_QUEUED_READS)  # b"": the end
+        self.buffer = bytearray()  # output bytes read but not yet scored
+        self.ended = False  # the reader has put its b""
+        self.driven = 0  # vectors of the pieces scored so far (this harness's vector index)
+        self.errors: list[BaseException] = []
+        with log.open("wb") as stderr:
+            self.process = processes.start(  # its own process group, killed with the command
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, bufsize=0
+            )
+        for pipe in (self.process.stdin, self.process.stdout):
+            _widen_pipe(pipe.fileno())
+        name = f"hgq-rtl-fast-{log.stem}"
+        self.threads = [
+            threading.Thread(target=self._write, name=f"{name}-write", daemon=True),
+            threading.Thread(target=self._read, name=f"{name}-read", daemon=True),
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def close(self) -> int:
+        """Wait for the process and the threads; returns the exit status."""
+        returncode = self.process.wait()
+        processes.finish(self.process)
+        for thread in self.threads:
+            thread.join()
+        return returncode
+
+    def take(self, nbytes: int) -> None:
+        """Wait until the buffer holds *nbytes* or the output has ended."""
+        while len(self.buffer) < nbytes and not self.ended:
+            block = self.outputs.get()
+            self.ended = not block
+            self.buffer += block
+
+    def _write(self) -> None:
+        stdin = self.process.stdin
+        try:
+            while (words := self.get(self.to_write)) is not None:
+                view = memoryview(words).cast("B")
+                while view:  # a raw pipe may take part of a write
+                    view = view[stdin.write(view) :]
+        except OSError:  # the harness died or stopped early: its summary and log tell why
+            while self.get(self.to_write) is not None:
+                pass  # let the producer finish
+        finally:
+            try:
+                stdin.close()
+            except OSError:
+                pass
+
+    def _read(self) -> None:
+        try:
+            while block := self.process.stdout.read(_READ_BYTES):
+                self.put(self.outputs, block)
+        finally:
+            self.put(self.outputs, b"")
+
+    def get(self, where: queue.Queue) -> Any:
+        """The next item of a queue, or None once the caller gave up."""
+        while not self.stop.is_set():
+            try:
+                return where.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        return None
+
+    def put(self, where: queue.Queue, item: Any) -> None:
+        """Put *item* in a bounded queue unless the caller gave up meanwhile."""
+        while not self.stop.is_set():
+            try:
+                where.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+
+class _Stream:
+    """One run: a producer thread packs each chunk's pieces and hands them to the *workers*
+    harness processes in turn (a stream design: one), and the calling thread scores every
+    piece's output records in the order of the pieces (the *scorer* knows the kind of design:
+    :mod:`hgq_rtl_sim.fast_score`). Each process has its own cycle count: its k-th vector is
+    driven on its cycle k."""
+
+    def __init__(
+        self,
+        executable: Path,
+        scorer: ParallelScorer | StreamScorer,
+        log: Path,
+        workers: int = 1,
+    ) -> None:
+        self.command = [str(executable), *scorer.options(), "--reset-cycles", str(RESET_CYCLES)]
+        self.scorer = scorer
+        self.log = log
+        self.workers = workers
+        self.harnesses: list[_Harness] = []
+        # pieces waiting to be scored, with their harness (None: no more)
+        self.to_score: queue.Queue[tuple[_Harness, Piece] | None] = queue.Queue()
         self.errors: list[BaseException] = []
         self.stop = threading.Event()  # set when the caller gives up (Ctrl-C)
 
     def run(
         self, chunks: Iterable[tuple[np.ndarray, np.ndarray]], progress: _Progress
     ) -> dict[str, Any]:
-        command = [str(self.executable), *self.scorer.options()]
-        command += ["--reset-cycles", str(RESET_CYCLES)]
-        with self.log.open("wb") as log:
-            process = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, bufsize=0
-            )
-            for pipe in (process.stdin, process.stdout):
-                _widen_pipe(pipe.fileno())
-            threads = [
-                threading.Thread(target=target, args=args, name=f"hgq-rtl-fast-{name}")
-                for name, target, args in (
-                    ("produce", self._produce, (iter(chunks),)),
-                    ("write", self._write, (process.stdin,)),
-                    ("read", self._read, (process.stdout,)),
-                )
-            ]
-            for thread in threads:
-                thread.daemon = True
-                thread.start()
-            try:
-                counts = self._score_all(progress)
-            except BaseException:  # Ctrl-C: stop the harness and the threads
-                self.stop.set()
-                process.kill()
-                raise
-            finally:
-                progress.close()
-                returncode = process.wait()
-                for thread in threads:
-                    thread.join()
+        # started here, not in the producer thread: a fork while another thread of this
+        # process is inside OpenBLAS (the reference's matrix products) can hang OpenBLAS
+        for index in range(self.workers):
+            log = self.log if index == 0 else self.log.with_suffix(f".{index}.log")
+            self.harnesses.append(_Harness(self.command, log, self.stop))
+        producer = threading.Thread(
+            target=self._produce, args=(iter(chunks),), name="hgq-rtl-fast-produce", daemon=True
+        )
+        producer.start()
+        try:
+            counts = self._score_all(progress)
+        except BaseException:  # Ctrl-C: stop the harnesses and the threads
+            self.stop.set()
+            for harness in self.harnesses:
+                harness.process.kill()
+            raise
+        finally:
+            progress.close()
+            producer.join()
+            returncodes = [harness.close() for harness in self.harnesses]
         if self.errors:
             raise self.errors[0]
         if counts["vectors"] == 0:
             raise ValueError("chunks must hold at least 1 vector, not none")
-        summary = _harness_summary(self.log)
-        if returncode != 0 or summary is None:
-            raise RuntimeError(
-                f"the fast harness failed (exit status {returncode})\n{_tail(self.log, 20)}"
-            )
+        summaries = []
+        for harness, returncode in zip(self.harnesses, returncodes, strict=True):
+            summary = _harness_summary(harness.log)
+            if returncode != 0 or summary is None:
+                raise RuntimeError(
+                    f"the fast harness failed (exit status {returncode})\n{_tail(harness.log, 20)}"
+                )
+            summaries.append(summary)
+        summary = summaries[0] if len(summaries) == 1 else _sum_summaries(summaries)
         if summary.get("stalled"):  # a stuck stream design: what came out is scored
             if counts["first_failure"] is not None:
                 counts["first_failure"]["stalled_at_cycle"] = summary["cycles"]
@@ -266,79 +378,41 @@ class _Stream:
         return counts
 
     def _produce(self, chunks: Iterator[tuple[np.ndarray, np.ndarray]]) -> None:
+        piece = 0
         try:
             for inputs, expected in chunks:
-                for piece_inputs, piece_expected, words in self.scorer.pieces(inputs, expected):
+                for packed in self.scorer.pieces(inputs, expected):
                     if self.stop.is_set():
                         return
-                    self.to_score.put((piece_inputs, piece_expected))
-                    self._put(self.to_write, words)
-        except BaseException as error:  # raised by run() once the harness has stopped
+                    harness = self.harnesses[piece % self.workers]  # the pieces go round
+                    self.to_score.put((harness, packed))
+                    harness.put(harness.to_write, packed.words)
+                    piece += 1
+        except BaseException as error:  # raised by run() once the harnesses have stopped
             self.errors.append(error)
         finally:
             self.to_score.put(None)
-            self._put(self.to_write, None)
-
-    def _write(self, stdin: Any) -> None:
-        try:
-            while (words := self._get(self.to_write)) is not None:
-                view = memoryview(words).cast("B")
-                while view:  # a raw pipe may take part of a write
-                    view = view[stdin.write(view) :]
-        except OSError:  # the harness died or stopped early: its summary and log tell why
-            while self._get(self.to_write) is not None:
-                pass  # let the producer finish
-        finally:
-            try:
-                stdin.close()
-            except OSError:
-                pass
-
-    def _read(self, stdout: Any) -> None:
-        try:
-            while block := stdout.read(_READ_BYTES):
-                self._put(self.outputs, block)
-        finally:
-            self._put(self.outputs, b"")
-
-    def _get(self, where: queue.Queue) -> Any:
-        """The next item of a queue, or None once the caller gave up."""
-        while not self.stop.is_set():
-            try:
-                return where.get(timeout=0.1)
-            except queue.Empty:
-                continue
-        return None
-
-    def _put(self, where: queue.Queue, item: Any) -> None:
-        """Put *item* in a bounded queue unless the caller gave up meanwhile."""
-        while not self.stop.is_set():
-            try:
-                where.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+            for harness in self.harnesses:
+                harness.put(harness.to_write, None)
 
     def _score_all(self, progress: _Progress) -> dict[str, Any]:
         record_words = self.scorer.record_words
         record_bytes = 4 * record_words
         per_vector = self.scorer.records_per_vector
         counts = new_counts()
-        buffer = bytearray()
-        ended = False
         while (item := self.to_score.get()) is not None:
-            inputs, expected = item
+            harness, piece = item
+            inputs, expected = piece.inputs, piece.expected
             need = expected.shape[0] * per_vector * record_bytes
-            while len(buffer) < need and not ended:
-                block = self.outputs.get()
-                ended = not block
-                buffer += block
+            harness.take(need)
+            buffer = harness.buffer
             records = min(len(buffer), need) // record_bytes
             got = records // per_vector  # vectors with all their records
             view = np.frombuffer(buffer, dtype="<u4", count=got * per_vector * record_words)
-            self.scorer.score(counts, inputs, expected, view.reshape(-1, record_words))
+            self.scorer.score(counts, piece, view.reshape(-1, record_words), harness.driven)
             del view  # releases the buffer, which can then shrink
             del buffer[: records * record_bytes]
+            harness.driven += expected.shape[0]
             if got < expected.shape[0] and counts["first_failure"] is None:
                 counts["first_failure"] = failure_record(
                     "missing",
@@ -352,21 +426,32 @@ class _Stream:
             counts["outputs"] += records
             counts["missing"] += expected.shape[0] - got
             progress.update(counts["vectors"])
-        while not ended:
-            block = self.outputs.get()
-            ended = not block
-            buffer += block
-        extra = len(buffer) // record_bytes
-        if extra:
+        for harness in self.harnesses:  # what came out after the last vector's outputs
+            harness.take(1 << 62)
+            extra = len(harness.buffer) // record_bytes
             counts["outputs"] += extra
-            counts["extra"] = extra
-            if counts["first_failure"] is None:
-                first = np.frombuffer(buffer, dtype="<u4", count=record_words)
+            counts["extra"] += extra
+            if extra and counts["first_failure"] is None:
+                first = np.frombuffer(harness.buffer, dtype="<u4", count=record_words)
                 cycle = int(first[0]) | int(first[1]) << 32
                 counts["first_failure"] = failure_record(
                     "extra", counts["vectors"], None, None, None, [], cycle=cycle
                 )
         return counts
+
+
+def _sum_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The vectors and outputs of several harnesses' summaries together."""
+    return {key: sum(int(s[key]) for s in summaries) for key in ("vectors", "outputs")}
+
+
+def _default_workers() -> int:
+    """One harness process per CPU this process may run on, at most :data:`MAX_WORKERS`."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return min(MAX_WORKERS, cpus)
 
 
 def _widen_pipe(fd: int) -> None:

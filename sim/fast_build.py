@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hgq_rtl import processes
+
 from .interface import input_buses, io_kind, output_bus, stream_layouts
 from .manifest import load_manifest
 from .result import SimulatorNotFoundError
 from .runner import VERILATOR_ARGS
-from .workspace import _environment, _read_json, _Say, _tail
+from .workspace import _build_failed, _environment, _read_json, _Say
 
 __all__ = ["HarnessBuild", "build_harness"]
 
@@ -61,7 +63,12 @@ class HarnessBuild:
 
 
 def build_harness(
-    rtl_dir: Path, build_dir: Path, *, optimize: bool = True, quiet: bool = False
+    rtl_dir: Path,
+    build_dir: Path,
+    *,
+    optimize: bool = True,
+    quiet: bool = False,
+    keep_log_beside: Path | None = None,
 ) -> HarnessBuild:
     """Build the harness of the design in *rtl_dir* into *build_dir*, or reuse the build there.
 
@@ -81,6 +88,9 @@ def build_harness(
         fastest: for a few thousand vectors).
     quiet:
         No progress on stderr.
+    keep_log_beside:
+        When *build_dir* is temporary: a failed build's log is kept beside this folder, as
+        ``<name>.build-failed.log``.
 
     Returns
     -------
@@ -139,15 +149,16 @@ def build_harness(
             command = [str(verilator), "--cc", "--exe", "--prefix", "Vdut", "--Mdir", "obj"]
             command += ["--top-module", manifest["top"], *FAST_VERILATOR_ARGS]
             command += [str(rtl_dir / manifest["verilog"]), "harness.cpp", "-o", "harness"]
-            _run_logged(command, build_dir, log, build_log)
+            logged = (log, build_log, keep_log_beside)
+            _run_logged(command, build_dir, *logged)
             variables = settings["make"]
-            runtime = _runtime(settings, build_dir, log, build_log)
+            runtime = _runtime(settings, build_dir, *logged)
             for name in RUNTIME_OBJECTS:
                 shutil.copyfile(runtime / name, obj / name)  # newer than Vdut.mk: not rebuilt
             opt_fast = f"{variables['OPT_FAST']} -include {runtime / _PCH_HEADER} -Winvalid-pch"
             make = ["make", "-C", "obj", "-f", "Vdut.mk", f"-j{min(4, os.cpu_count() or 1)}"]
             make += [f"{name}={value}" for name, value in variables.items() if name != "OPT_FAST"]
-            _run_logged([*make, f"OPT_FAST={opt_fast}", "harness"], build_dir, log, build_log)
+            _run_logged([*make, f"OPT_FAST={opt_fast}", "harness"], build_dir, *logged)
         seconds = time.perf_counter() - started
         (build_dir / _STAMP).write_text(json.dumps(stamp))
         say(f"built in {seconds:.1f} s")
@@ -197,11 +208,13 @@ def render_harness(manifest: dict[str, Any]) -> str:
     return re.sub(r"@[A-Z_]+@", "unused", text)
 
 
-def _runtime(settings: dict[str, Any], build_dir: Path, log: Any, log_path: Path) -> Path:
+def _runtime(
+    settings: dict[str, Any], build_dir: Path, log: Any, log_path: Path, keep: Path | None
+) -> Path:
     """The folder with Verilator's compiled run-time library and the precompiled verilated.h
     for these *settings*; built in *build_dir*'s ``obj/`` (after Verilator wrote its makefile
     there, so the flags are the design's own) when the shared cache lacks it."""
-    compiler = subprocess.run(["c++", "--version"], capture_output=True, text=True).stdout
+    compiler = processes.run(["c++", "--version"], capture_output=True, text=True).stdout
     key = json.dumps([settings, compiler], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     cache_root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
@@ -214,7 +227,7 @@ def _runtime(settings: dict[str, Any], build_dir: Path, log: Any, log_path: Path
     (obj / "hgq_pch.mk").write_text(_PCH_MAKEFILE)
     make = ["make", "-C", "obj", "-f", "Vdut.mk", "-f", "hgq_pch.mk", "-j2"]
     make += [f"{name}={value}" for name, value in settings["make"].items()]
-    _run_logged([*make, *RUNTIME_OBJECTS, f"{_PCH_HEADER}.gch"], build_dir, log, log_path)
+    _run_logged([*make, *RUNTIME_OBJECTS, f"{_PCH_HEADER}.gch"], build_dir, log, log_path, keep)
     for folder in (cache_root / "hgq-rtl" / "verilator-runtime" / digest, build_dir / "runtime"):
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -228,7 +241,9 @@ def _runtime(settings: dict[str, Any], build_dir: Path, log: Any, log_path: Path
     raise RuntimeError(f"cannot write Verilator's run-time library into {build_dir / 'runtime'}")
 
 
-def _run_logged(command: list[str], cwd: Path, log: Any, log_path: Path) -> None:
+def _run_logged(
+    command: list[str], cwd: Path, log: Any, log_path: Path, keep: Path | None = None
+) -> None:
     """Run a build step in *cwd* with its output in the build log; the compiler's temporary
     files go to ``cwd/tmp``, so that none is left in the system's temporary folder when the
     build is killed (Ctrl-C)."""
@@ -237,15 +252,14 @@ def _run_logged(command: list[str], cwd: Path, log: Any, log_path: Path) -> None
     temporary = cwd / "tmp"
     temporary.mkdir(exist_ok=True)
     environment = {**os.environ, "TMPDIR": str(temporary)}
-    done = subprocess.run(
-        command, cwd=cwd, env=environment, stdout=log, stderr=subprocess.STDOUT, check=False
+    done = processes.run(  # its own process group, killed with the command
+        command, cwd=cwd, env=environment, stdout=log, stderr=subprocess.STDOUT
     )
     if done.returncode != 0:
         log.flush()
-        raise RuntimeError(
-            f"building the fast harness failed: {Path(command[0]).name} exited with "
-            f"{done.returncode}\n{_tail(log_path)}"
-        )
+        log.write(f"{Path(command[0]).name} exited with {done.returncode}\n")
+        log.flush()
+        raise _build_failed("building the fast harness", log_path, keep)
 
 
 def _file_identity(path: str | None) -> str:

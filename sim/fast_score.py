@@ -2,16 +2,16 @@
 its output records: :class:`ParallelScorer` (one record per vector, several input ports
 concatenated) and :class:`StreamScorer` (beats; one record per output beat).
 
-A scorer turns a chunk of vectors into the words the harness reads (:meth:`encode`), gives the
-harness's command-line options (:meth:`options`), compares the records of a chunk's vectors
-(:meth:`score`) and, once the harness has finished, what only its summary tells
-(:meth:`finish`).
+A scorer cuts a chunk of vectors into pieces and packs each into the words the harness reads
+(:meth:`pieces`), gives the harness's command-line options (:meth:`options`), compares the
+records of a piece's vectors (:meth:`score`) and, once the harness has finished, what only its
+summary tells (:meth:`finish`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -21,11 +21,23 @@ from .scoreboard import failure_record
 from .stream import StreamLayout
 from .stream_score import compare_samples, timing, timing_failure
 
-__all__ = ["ParallelScorer", "StreamScorer", "new_counts"]
+__all__ = ["ParallelScorer", "Piece", "StreamScorer", "new_counts"]
 
 DRAIN_MARGIN_CYCLES = 16
+#: Parallel designs: rows packed per step, so that the int64 rows stay in the CPU's cache.
+PACK_ROWS = 2048
 #: Stream designs: at most this many beats (in and out) per piece packed and scored at once.
 STREAM_PIECE_BEATS = 1 << 16
+
+
+class Piece(NamedTuple):
+    """Vectors packed and scored together: their inputs and expected outputs (int64), the
+    harness's input words, and what else the scorer compares with (or None)."""
+
+    inputs: np.ndarray
+    expected: np.ndarray
+    words: np.ndarray
+    extra: Any
 
 
 def new_counts() -> dict[str, Any]:
@@ -54,41 +66,47 @@ class ParallelScorer:
     def options(self) -> list[str]:
         return ["--drain", str(self.latency + DRAIN_MARGIN_CYCLES)]
 
-    def pieces(self, inputs: np.ndarray, expected: np.ndarray) -> Iterator[tuple[Any, Any]]:
-        """The chunk, checked, in pieces to pack and score one at a time (here: whole)."""
-        words = self.inputs.to_words(inputs)  # checks every value's range
-        expected = self.output.check_range(expected)
+    def pieces(self, inputs: np.ndarray, expected: np.ndarray) -> Iterator[Piece]:
+        """The chunk, checked, as one piece; its ``extra`` is the expected outputs' packed
+        words, which :meth:`score` compares with the output records."""
+        words = _pack(self.inputs, inputs)  # checks every value's range
+        expected_words = _pack(self.output, expected)
         _same_length(inputs, expected)
-        yield np.asarray(inputs), expected, words
+        yield Piece(np.asarray(inputs), np.asarray(expected, dtype=np.int64), words, expected_words)
 
     def score(
         self,
         counts: dict[str, Any],
-        inputs: np.ndarray,
-        expected: np.ndarray,
+        piece: Piece,
         records: np.ndarray,
+        driven: int,
     ) -> None:
-        """Compare the output *records* of the first ``len(records)`` vectors of a chunk."""
+        """Compare the output *records* of the first ``len(records)`` vectors of a *piece*.
+
+        *driven* is the number of vectors its harness was given before the piece, so the
+        piece's vector k was driven on that harness's cycle ``driven + k``. The words are
+        compared: the packing is one-to-one for values inside their formats, so equal words
+        are equal elements.
+        """
+        inputs, expected, expected_words = piece.inputs, piece.expected, piece.extra
         n = records.shape[0]
-        offset = counts["vectors"]  # the chunk's first vector
         cycles = records[:, 0].astype(np.int64) | records[:, 1].astype(np.int64) << 32
-        observed = cycles - (offset + np.arange(n, dtype=np.int64))
+        observed = cycles - (driven + np.arange(n, dtype=np.int64))
         late = observed != self.latency
-        actual = self.output.from_words(records[:, 2:])
-        differs = actual != expected[:n]
-        mismatch = differs.any(axis=1)
+        mismatch = (records[:, 2:] != expected_words[:n]).any(axis=1)
         counts["mismatches"] += int(mismatch.sum())
         counts["latency_errors"] += int(late.sum())
         bad = mismatch | late
         if counts["first_failure"] is None and bad.any():
             row = int(np.argmax(bad))
+            actual = self.output.from_words(records[row : row + 1, 2:])[0]
             counts["first_failure"] = failure_record(
                 "mismatch" if mismatch[row] else "latency",
-                offset + row,
+                counts["vectors"] + row,
                 inputs[row],
                 expected[row],
-                actual[row],
-                np.flatnonzero(differs[row]).tolist(),
+                actual,
+                np.flatnonzero(actual != expected[row]).tolist(),
                 expected_latency=self.latency,
                 observed_latency=int(observed[row]),
             )
@@ -128,7 +146,7 @@ class StreamScorer:
             options += ["--backpressure", repr(self.backpressure), "--seed", str(self.seed)]
         return options
 
-    def pieces(self, inputs: np.ndarray, expected: np.ndarray) -> Iterator[tuple[Any, Any, Any]]:
+    def pieces(self, inputs: np.ndarray, expected: np.ndarray) -> Iterator[Piece]:
         """The chunk, checked, in pieces of at most :data:`STREAM_PIECE_BEATS` beats."""
         inputs = self.input.check_range(inputs)
         expected = self.output.check_range(expected)
@@ -136,16 +154,19 @@ class StreamScorer:
         step = max(1, STREAM_PIECE_BEATS // max(self.input.beats, self.output.beats))
         for start in range(0, inputs.shape[0], step):
             piece = inputs[start : start + step]
-            yield piece, expected[start : start + step], self.input.to_words(piece)
+            yield Piece(piece, expected[start : start + step], self.input.to_words(piece), None)
 
     def score(
         self,
         counts: dict[str, Any],
-        inputs: np.ndarray,
-        expected: np.ndarray,
+        piece: Piece,
         records: np.ndarray,
+        driven: int,
     ) -> None:
-        """Compare the output beats *records* of the first ``len(records) / beats`` samples."""
+        """Compare the output beats *records* of the first ``len(records) / beats`` samples
+        of a *piece* (one harness: *driven*, its samples before the piece, is
+        ``counts["vectors"]``)."""
+        inputs, expected = piece.inputs, piece.expected
         n = records.shape[0] // self.output.beats
         offset = counts["vectors"]
         check = compare_samples(
@@ -196,6 +217,22 @@ class StreamScorer:
         failure = counts["first_failure"]
         if failure is None or (failure["index"] or 0) > 0:
             counts["first_failure"] = timing_failure(0, observed, self.latency, *self.first)
+
+
+def _pack(layout: InputBuses | BusLayout, values: np.ndarray) -> np.ndarray:
+    """``layout.to_words(values)`` (which checks every value's range), :data:`PACK_ROWS` rows at
+    a time; an error names the vector by its row in all of *values*."""
+    values = np.asarray(values)
+    if values.ndim != 2 or values.shape[0] <= PACK_ROWS:
+        return layout.to_words(values)
+    words = np.empty((values.shape[0], layout.n_words), dtype="<u4")
+    try:
+        for start in range(0, values.shape[0], PACK_ROWS):
+            words[start : start + PACK_ROWS] = layout.to_words(values[start : start + PACK_ROWS])
+    except ValueError:
+        layout.check_range(values)  # raises naming the row in all of *values*
+        raise
+    return words
 
 
 def _same_length(inputs: np.ndarray, expected: np.ndarray) -> None:

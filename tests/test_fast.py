@@ -113,6 +113,7 @@ def test_a_wrong_latency_in_the_manifest_is_caught(design: Path, tmp_path: Path)
     late.mkdir()
     manifest = json.loads((design / "manifest.json").read_text())
     manifest["latency_cycles"] += 1
+    manifest["hashes"].pop("manifest_sha256", None)  # the edit is deliberate
     (late / "manifest.json").write_text(json.dumps(manifest))
     (late / manifest["verilog"]).write_bytes((design / manifest["verilog"]).read_bytes())
     x, y = vectors(design, 3000, seed=2)
@@ -155,12 +156,47 @@ def test_missing_and_extra_outputs_are_counted(tmp_path: Path) -> None:
     assert failure["inputs"] == x[0].tolist() and failure["actual"] is None
     chatty = tiny_pipe_verilog(2).replace("assign valid_out = valid[1];", "assign valid_out = 1;")
     design = write_design(tmp_path / "chatty", chatty, latency=2)
-    result = verify_fast(design, x, y, quiet=True, optimize=False)
-    # valid on every cycle: output k comes on cycle k, two cycles early, with vector k - 2's
-    # values; the 2 + 16 cycles of draining give extra outputs
-    assert result.extra == 2 + 16 and result.missing == 0
-    assert result.latency_errors == 70_000
-    assert result.first_failure["kind"] == "mismatch" and result.first_failure["index"] == 0
+    for workers in (1, 2):
+        result = verify_fast(design, x, y, quiet=True, optimize=False, workers=workers)
+        # valid on every cycle: output k comes on its harness's cycle k, two cycles early,
+        # with vector k - 2's values; each harness's 2 + 16 cycles of draining give extra
+        # outputs (two chunks: two harnesses when allowed)
+        assert result.extra == workers * (2 + 16) and result.missing == 0
+        assert result.latency_errors == 70_000
+        assert result.first_failure["kind"] == "mismatch" and result.first_failure["index"] == 0
+
+
+@pytest.mark.slow
+def test_several_harnesses_give_the_verdict_of_one(design: Path, tmp_path: Path) -> None:
+    """Pieces shared among three harness processes: every vector is scored, in order, and its
+    timing is checked against its own harness's cycles."""
+    x, y = vectors(design, 20_000, seed=5)
+    build = tmp_path / "build"
+    result = verify_fast(design, x, y, build_dir=build, quiet=True, chunk=999, workers=3)
+    assert result.passed and result.vectors == 20_000, result.first_failure
+    assert [(build / name).exists() for name in ("fast_harness.1.log", "fast_harness.3.log")] == [
+        True,
+        False,
+    ]
+    # wrong expectations in the second and third pieces (the second and third harnesses)
+    wrong = y.copy()
+    wrong[[1500, 2500], 1] += 1
+    result = verify_fast(design, x, wrong, build_dir=build, quiet=True, chunk=999, workers=3)
+    assert result.mismatches == 2 and result.latency_errors == 0
+    failure = result.first_failure
+    assert (failure["index"], failure["elements"]) == (1500, [1])
+    assert failure["actual"] == y[1500].tolist() and failure["inputs"] == x[1500].tolist()
+    late = tmp_path / "late"
+    late.mkdir()
+    manifest = json.loads((design / "manifest.json").read_text())
+    manifest["latency_cycles"] -= 1
+    manifest["hashes"].pop("manifest_sha256", None)  # the edit is deliberate
+    (late / "manifest.json").write_text(json.dumps(manifest))
+    (late / manifest["verilog"]).write_bytes((design / manifest["verilog"]).read_bytes())
+    result = verify_fast(late, x, y, build_dir=build, quiet=True, chunk=999, workers=3)
+    assert result.latency_errors == 20_000 and result.mismatches == 0
+    assert result.first_failure["index"] == 0
+    assert result.first_failure["observed_latency"] == manifest["latency_cycles"] + 1
 
 
 @pytest.mark.slow
@@ -229,13 +265,14 @@ def test_cli_exit_codes(design: Path, tmp_path: Path) -> None:
         refused = hgq_rtl("verify", str(design), "--engine", "fast", *extra)
         assert refused.returncode == 2
         (line,) = refused.stderr.strip().splitlines()
-        assert line.startswith("hgq-rtl: error: ") and "engine 'fast'" in line
+        assert line.startswith("hgq-rtl: error: ") and "engine" in line and "fast" in line
     unknown = hgq_rtl("verify", str(design), "--engine", "turbo")
     assert unknown.returncode == 2 and "invalid choice: 'turbo'" in unknown.stderr
 
 
 def _fast_folder(tmpdir: Path) -> Path | None:
-    folders = list(tmpdir.glob("hgq-rtl-sim-*"))
+    """The verify command's work folder: ``sim-*`` inside its ``hgq-rtl-<pid>-*`` folder."""
+    folders = list(tmpdir.glob("hgq-rtl-*/sim-*"))
     return folders[0] if folders else None
 
 
