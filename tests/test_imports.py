@@ -21,7 +21,13 @@ MAX_LINES = 600
 
 #: The orchestration: the only modules that tie the trainer and the hardware side together (they
 #: meet only in the IR otherwise).
-ORCHESTRATION = {"hgq_rtl.flow", "hgq_rtl.verification", "hgq_rtl.cli"}
+ORCHESTRATION = {
+    "hgq_rtl.flow",
+    "hgq_rtl.verification",
+    "hgq_rtl.cli",
+    "hgq_rtl.commands",
+    "hgq_rtl.sweep",
+}
 #: Layer → the first-party layers and the third-party top-level names it must never import.
 RULES = {
     "hgq_rtl.ir": (
@@ -48,6 +54,23 @@ RULES = {
     "hgq_rtl_sim": (
         {"hgq_rtl.train", "hgq_rtl.data", "hgq_rtl.report", "rtl_gen"} | ORCHESTRATION,
         {"torch", "amaranth"},
+    ),
+    # the write guard, the manifest's digests and the command's child processes: standard
+    # library only, importable by every layer
+    **{
+        leaf: (
+            {"hgq_rtl.ir", "hgq_rtl.train", "hgq_rtl.data", "hgq_rtl.report", "hgq_rtl.interop"}
+            | {"rtl_gen", "hgq_rtl_sim"}
+            | ORCHESTRATION,
+            {"torch", "amaranth", "cocotb", "numpy", "matplotlib"},
+        )
+        for leaf in ("hgq_rtl.guard", "hgq_rtl.binding", "hgq_rtl.processes")
+    },
+    # HGQ2/QONNX import and export: the IR only; Keras, HGQ2, onnx and qonnx imported lazily
+    "hgq_rtl.interop": (
+        {"hgq_rtl.train", "hgq_rtl.data", "hgq_rtl.report", "rtl_gen", "hgq_rtl_sim"}
+        | ORCHESTRATION,
+        {"torch", "amaranth", "cocotb"},
     ),
 }
 
@@ -142,7 +165,7 @@ def test_no_import_circle():
 def test_the_scan_sees_lazy_and_relative_imports():
     # the checks above are only as good as the scan: a lazy relative import must be seen
     assert "hgq_rtl.train.loop" in GRAPH["hgq_rtl.flow"]
-    assert "rtl_gen.emit" in GRAPH["hgq_rtl.cli"]
+    assert "rtl_gen.emit" in GRAPH["hgq_rtl.commands"]
     assert "hgq_rtl.ir.fixed" in GRAPH["hgq_rtl.train.quantizers"]
 
 
