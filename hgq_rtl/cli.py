@@ -413,6 +413,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             code = args.func(args)
         except KeyboardInterrupt:
+            # a second Ctrl-C or SIGTERM while exiting (atexit removes the temporary folder)
+            # must not turn the exit status 130 into a death by signal
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             print("hgq-rtl: interrupted", file=sys.stderr)
             return 130
         except BrokenPipeError:  # stdout closed early (`| head -1`): end quietly, as on SIGPIPE

@@ -10,6 +10,7 @@ it is written whole under a lock, or left as it was.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -175,16 +176,20 @@ def cmd_rtl(args: argparse.Namespace) -> int:
     from .ir import io as ir_io
 
     guard.check_destination(args.out, "rtl", inputs=[args.model_dir])
-    ir = ir_io.load(args.model_dir)
-    top = args.name or ir.name
-    if not (top.isidentifier() and top.isascii()):
-        # it names the module and the file <top>.v inside --out: nothing else is safe
-        raise ValueError(
-            f"top module name {top!r} must be an ASCII identifier ([A-Za-z_][A-Za-z0-9_]*)"
-        )
-    options = _rtl_options(args)
-    _say_io(ir, options, args.quiet)
-    manifest = emit(ir, args.out, options, name=args.name)
+    # locked from the start (where its parent exists; emit locks it too): a second writer is
+    # refused at once, not after this one's generation
+    early = guard.locked(args.out) if args.out.parent.is_dir() else contextlib.nullcontext()
+    with early:
+        ir = ir_io.load(args.model_dir)
+        top = args.name or ir.name
+        if not (top.isidentifier() and top.isascii()):
+            # it names the module and the file <top>.v inside --out: nothing else is safe
+            raise ValueError(
+                f"top module name {top!r} must be an ASCII identifier ([A-Za-z_][A-Za-z0-9_]*)"
+            )
+        options = _rtl_options(args)
+        _say_io(ir, options, args.quiet)
+        manifest = emit(ir, args.out, options, name=args.name)
     print(
         json.dumps(
             {

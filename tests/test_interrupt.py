@@ -171,15 +171,14 @@ def _wait_for_tool(proc: subprocess.Popen, name: str, timeout: float) -> None:
 def test_rtl_interrupted(tmp_path: Path, how: str) -> None:
     work, tmpdir = tmp_path / "work", tmp_path / "tmp"
     tmpdir.mkdir()
-    # A 64 -> 64 -> 32 model takes tens of seconds to generate.
+    # A 64 -> 64 -> 32 model takes tens of seconds to generate with the Amaranth writer (the
+    # default direct writer needs under a second: the signal would come after the work).
     ir_io.save(random_model(np.random.default_rng(1), (64, 64, 32), name="big"), work / "model")
-    proc = _start(["rtl", work / "model", "--out", work / "design"], work, tmpdir)
-    started = time.monotonic()
-    _wait_for(
-        lambda: time.monotonic() - started > 2.0 or any(p.name != "model" for p in work.iterdir()),
-        proc,
-        timeout=60,
-    )
+    command = ["rtl", work / "model", "--out", work / "design", "--writer", "amaranth"]
+    proc = _start(command, work, tmpdir)
+    # the signal comes once the command works: it locks the destination before generating
+    _wait_for(lambda: any(work.glob(".design.hgq-rtl-lock")), proc, timeout=120)
+    time.sleep(0.5)
     _interrupt_and_check(proc, how, work, tmpdir)
     assert sorted(p.name for p in work.iterdir()) == ["model"]
 
