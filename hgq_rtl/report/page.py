@@ -28,6 +28,13 @@ class Badge:
     kind: str  # "pass", "fail" or "none"
 
 
+@dataclass(frozen=True)
+class Links:
+    """A table cell of relative links (a sweep's model, design and trial folders)."""
+
+    paths: tuple[str, ...]
+
+
 @dataclass
 class FigureImage:
     name: str  # file stem under figures/
@@ -115,15 +122,65 @@ footer { margin-top: 36px; color: var(--muted); font-size: 12px; }
 def _cell_html(value: Any) -> str:
     if isinstance(value, Badge):
         return f'<td><span class="badge {value.kind}">{html.escape(value.text)}</span></td>'
+    if isinstance(value, Links):
+        links = (f'<a href="{html.escape(p)}">{html.escape(p)}</a>' for p in value.paths)
+        return f"<td>{' · '.join(links)}</td>"
     if isinstance(value, int | float) and not isinstance(value, bool):
         return f'<td class="num">{html.escape(str(value))}</td>'
-    return f"<td>{html.escape(str(value))}</td>"
+    return f"<td>{html.escape(fmt(value) if value is None else str(value))}</td>"
 
 
 def _cell_md(value: Any) -> str:
     if isinstance(value, Badge):
         return f"**{value.text}**" if value.kind != "none" else value.text
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    if isinstance(value, Links):
+        return " · ".join(f"[{p}]({p})" for p in value.paths)
+    text = fmt(value) if value is None else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def sections_html(sections: list[Section]) -> list[str]:
+    """The HTML of ``sections`` (figures embedded as data URIs), one string per element."""
+    parts = []
+    for section in sections:
+        parts.append(f'<section id="{section.id}">')
+        parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        for block in section.blocks:
+            if isinstance(block, Para):
+                cls = ' class="note"' if block.note else ""
+                parts.append(f"<p{cls}>{html.escape(block.text)}</p>")
+            elif isinstance(block, Table):
+                head = "".join(f"<th>{html.escape(h)}</th>" for h in block.headers)
+                body = "".join(
+                    "<tr>" + "".join(_cell_html(v) for v in row) + "</tr>" for row in block.rows
+                )
+                parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            elif isinstance(block, FigureImage):
+                uri = "data:image/png;base64," + base64.b64encode(block.png).decode("ascii")
+                parts.append(
+                    f'<figure><img alt="{html.escape(block.alt)}" src="{uri}">'
+                    f"<figcaption>{html.escape(block.alt)}</figcaption></figure>"
+                )
+        parts.append("</section>")
+    return parts
+
+
+def sections_markdown(sections: list[Section], figure_dir: str = FIGURES_DIR) -> list[str]:
+    """The Markdown of ``sections`` (figures linked under ``figure_dir``), one line each."""
+    lines = []
+    for section in sections:
+        lines += [f"## {section.title}", ""]
+        for block in section.blocks:
+            if isinstance(block, Para):
+                lines += [f"*{block.text}*" if block.note else block.text, ""]
+            elif isinstance(block, Table):
+                lines.append("| " + " | ".join(_cell_md(h) for h in block.headers) + " |")
+                lines.append("|" + "---|" * len(block.headers))
+                lines += ["| " + " | ".join(_cell_md(v) for v in row) + " |" for row in block.rows]
+                lines.append("")
+            elif isinstance(block, FigureImage):
+                lines += [f"![{block.alt}]({figure_dir}/{block.name}.png)", ""]
+    return lines
 
 
 def render_html(data: RunData, sections: list[Section]) -> str:
@@ -152,26 +209,7 @@ def render_html(data: RunData, sections: list[Section]) -> str:
         + "".join(f'<a href="#{s.id}">{html.escape(s.title)}</a>' for s in sections)
         + "</nav>",
     ]
-    for section in sections:
-        parts.append(f'<section id="{section.id}">')
-        parts.append(f"<h2>{html.escape(section.title)}</h2>")
-        for block in section.blocks:
-            if isinstance(block, Para):
-                cls = ' class="note"' if block.note else ""
-                parts.append(f"<p{cls}>{html.escape(block.text)}</p>")
-            elif isinstance(block, Table):
-                head = "".join(f"<th>{html.escape(h)}</th>" for h in block.headers)
-                body = "".join(
-                    "<tr>" + "".join(_cell_html(v) for v in row) + "</tr>" for row in block.rows
-                )
-                parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-            elif isinstance(block, FigureImage):
-                uri = "data:image/png;base64," + base64.b64encode(block.png).decode("ascii")
-                parts.append(
-                    f'<figure><img alt="{html.escape(block.alt)}" src="{uri}">'
-                    f"<figcaption>{html.escape(block.alt)}</figcaption></figure>"
-                )
-        parts.append("</section>")
+    parts += sections_html(sections)
     parts += [
         "<footer>Written by <code>hgq-rtl report</code> from report.json, model/ and "
         "synth/synth_report.json of this run folder. Self-contained: no external "
@@ -185,16 +223,5 @@ def render_html(data: RunData, sections: list[Section]) -> str:
 
 def render_markdown(data: RunData, sections: list[Section], figure_dir: str = FIGURES_DIR) -> str:
     lines = [f"# hgq-rtl run on `{data.report['dataset']}`", ""]
-    for section in sections:
-        lines += [f"## {section.title}", ""]
-        for block in section.blocks:
-            if isinstance(block, Para):
-                lines += [f"*{block.text}*" if block.note else block.text, ""]
-            elif isinstance(block, Table):
-                lines.append("| " + " | ".join(_cell_md(h) for h in block.headers) + " |")
-                lines.append("|" + "---|" * len(block.headers))
-                lines += ["| " + " | ".join(_cell_md(v) for v in row) + " |" for row in block.rows]
-                lines.append("")
-            elif isinstance(block, FigureImage):
-                lines += [f"![{block.alt}]({figure_dir}/{block.name}.png)", ""]
+    lines += sections_markdown(sections, figure_dir)
     return "\n".join(lines).rstrip("\n") + "\n"

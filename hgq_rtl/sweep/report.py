@@ -8,14 +8,23 @@ front point with its trial's searched values and links to its model, design and 
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import json
 from pathlib import Path
 from typing import Any
 
-from ..report.page import CSS, FigureImage, Para, Section, Table, fmt
+from ..report.page import (
+    CSS,
+    FigureImage,
+    Links,
+    Para,
+    Section,
+    Table,
+    fmt,
+    sections_html,
+    sections_markdown,
+)
 from ..train.checkpoint import atomic_write, atomic_write_text
 from .config import SweepPlan
 from .trial import DONE_FILE, TRAINING_DIR, trial_folder
@@ -151,8 +160,8 @@ def sweep_sections(out_dir: Path, summary: dict[str, Any], plan: SweepPlan) -> l
                 r.get("lut") if synthesized else "not run",
                 r.get("ff") if synthesized else "not run",
                 r.get("mismatches") if built else "not run",
-                f"{r['model']}" + (f" · {folder}/rtl" if folder else ""),
-                f"trials/{r['trial']}",
+                Links((r["model"], f"{folder}/rtl") if folder else (r["model"],)),
+                Links((f"trials/{r['trial']}",)),
             ]
         )
     table = Section(
@@ -213,66 +222,14 @@ def _html(title: str, sections: list[Section]) -> str:
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body><main>",
         f"<header><h1>{html.escape(title)}</h1></header>",
+        *sections_html(sections),
+        "</main></body></html>",
     ]
-    for section in sections:
-        parts.append(f'<section id="{section.id}"><h2>{html.escape(section.title)}</h2>')
-        for block in section.blocks:
-            if isinstance(block, Para):
-                note = ' class="note"' if block.note else ""
-                parts.append(f"<p{note}>{html.escape(block.text)}</p>")
-            elif isinstance(block, Table):
-                head = "".join(f"<th>{html.escape(h)}</th>" for h in block.headers)
-                body = "".join(
-                    "<tr>"
-                    + "".join(_cell(h, v) for h, v in zip(block.headers, row, strict=True))
-                    + "</tr>"
-                    for row in block.rows
-                )
-                parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-            elif isinstance(block, FigureImage):
-                uri = "data:image/png;base64," + base64.b64encode(block.png).decode("ascii")
-                parts.append(
-                    f'<figure><img alt="{html.escape(block.alt)}" src="{uri}">'
-                    f"<figcaption>{html.escape(block.alt)}</figcaption></figure>"
-                )
-        parts.append("</section>")
-    parts.append("</main></body></html>")
     return "\n".join(parts) + "\n"
 
 
-def _cell(header: str, value: Any) -> str:
-    if header in ("model · design", "trial folder"):
-        links = [
-            f'<a href="{html.escape(p)}">{html.escape(p)}</a>' for p in str(value).split(" · ")
-        ]
-        return f"<td>{' · '.join(links)}</td>"
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return f'<td class="num">{html.escape(str(value))}</td>'
-    return f"<td>{html.escape(fmt(value) if value is None else str(value))}</td>"
-
-
 def _markdown(title: str, sections: list[Section]) -> str:
-    lines = [f"# {title}", ""]
-    for section in sections:
-        lines += [f"## {section.title}", ""]
-        for block in section.blocks:
-            if isinstance(block, Para):
-                lines += [f"*{block.text}*" if block.note else block.text, ""]
-            elif isinstance(block, Table):
-                lines.append("| " + " | ".join(block.headers) + " |")
-                lines.append("|" + "---|" * len(block.headers))
-                for row in block.rows:
-                    cells = []
-                    for header, value in zip(block.headers, row, strict=True):
-                        if header in ("model · design", "trial folder"):
-                            value = " · ".join(f"[{p}]({p})" for p in str(value).split(" · "))
-                        cells.append(
-                            str(fmt(value) if value is None else value).replace("|", "\\|")
-                        )
-                    lines.append("| " + " | ".join(cells) + " |")
-                lines.append("")
-            elif isinstance(block, FigureImage):
-                lines += [f"![{block.alt}]({FIGURES_DIR}/{block.name}.png)", ""]
+    lines = [f"# {title}", "", *sections_markdown(sections)]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -146,3 +146,16 @@ def test_report_markdown_of_report_json_alone(full_run: tuple[Path, dict, rep.Re
     assert "*the model is not part of report.json*" in markdown
     assert "| bit-exact sign-off (check 3) | **PASS** |" in markdown
     assert "| dense_0 | 6 → 5 |" in markdown
+
+
+def test_sections_render_links_and_missing_values_in_both_formats() -> None:
+    """The renderers shared by the run and sweep reports: a Links cell becomes links, None the
+    not-run mark, a '|' in Markdown is escaped."""
+    from hgq_rtl.report.page import NOT_RUN, Links, Section, Table, sections_html, sections_markdown
+
+    table = Table(["folders", "LUT", "note"], [[Links(("m/a", "p/rtl")), None, "a|b"]])
+    html_text = "\n".join(sections_html([Section("s", "S", [table])]))
+    assert '<a href="m/a">m/a</a> · <a href="p/rtl">p/rtl</a>' in html_text
+    assert f"<td>{NOT_RUN}</td>" in html_text
+    markdown = "\n".join(sections_markdown([Section("s", "S", [table])]))
+    assert f"| [m/a](m/a) · [p/rtl](p/rtl) | {NOT_RUN} | a\\|b |" in markdown
