@@ -345,14 +345,56 @@ class DenseComponent(wiring.Component):
             return 0, self.start_ns
         return self.timing.get(node.ident, (0, 0.0))
 
-    def requantizer_ns(self, i: int) -> float:
-        """Delay of output ``i``'s requantizer: a negation's carry chain where the root is
-        negative, a mux level each for a ReLU and a SAT clamp (a shift is wiring)."""
+    def _requantizer_path(self, i: int) -> tuple[int, int]:
+        """``(LUT levels, carry-chain bits)`` of output ``i``'s requantizer: a negation's carry
+        chain where the root is negative, a mux level each for a ReLU and a SAT clamp (a shift
+        is wiring)."""
         neuron = self.plan.neurons[i]
         steps = self._steps(i, neuron)
         node = neuron.tree.root
-        negate = self.delay_model.adder(node.width) if node.negative else 0.0
-        return negate + self.delay_model.level_ns * (steps.relu + steps.saturate)
+        levels, bits = (1, node.width) if node.negative else (0, 0)
+        return levels + steps.relu + steps.saturate, bits
+
+    def requantizer_ns(self, i: int) -> float:
+        """Delay of output ``i``'s requantizer (:meth:`_requantizer_path` in the delay model)."""
+        levels, bits = self._requantizer_path(i)
+        return levels * self.delay_model.level_ns + bits * self.delay_model.bit_ns
+
+    def critical_path(self, model: DelayModel | None = None) -> tuple[float, int, int]:
+        """The longest register-to-register path inside the layer by ``model`` (default: the
+        layer's own), through the registers the layer has (either schedule): ``(ns, levels,
+        bits)`` with ``ns = start + levels * level_ns + bits * bit_ns + register_ns``, the LUT
+        levels and carry-chain bits along it (``start``: ``start_ns`` where the path begins at
+        unregistered inputs). For comparing the model with measured timing and fitting its
+        constants (``benchmarks/delay_model.py``)."""
+        model = model or self.delay_model
+        zero = (0.0, 0, 0)
+        paths: dict[int, tuple[float, int, int]] = {}
+
+        def at(node: Node, stage: int) -> tuple[float, int, int]:
+            while node.kind == "ref":
+                node = node.operands[0]
+            if node.kind == "input":
+                return (self.start_ns, 0, 0) if stage == 0 else zero
+            if node.kind != "add" or self.stage(node) != stage:
+                return zero  # a constant, or a value registered before this stage
+            return paths.get(node.ident, zero)
+
+        def plus(path: tuple[float, int, int], levels: int, bits: int) -> tuple[float, int, int]:
+            ns = path[0] + levels * model.level_ns + bits * model.bit_ns
+            return ns, path[1] + levels, path[2] + bits
+
+        for adder in sorted(self.plan.adders(), key=self.plan.node_depth):
+            stage = self.stage(adder)
+            start = max((at(op, stage) for op in adder.operands), key=lambda p: p[0])
+            paths[adder.ident] = plus(start, len(adder.operands) - 1, adder.width)
+        ends = list(paths.values())
+        for i, neuron in enumerate(self.plan.neurons):
+            if self.output_layout.width[i]:
+                start = at(neuron.tree.root, self.final_stage)
+                ends.append(plus(start, *self._requantizer_path(i)))
+        ns, levels, bits = max(ends, key=lambda p: p[0], default=zero)
+        return ns + model.register_ns, levels, bits
 
     def _final_stage(self) -> tuple[int, float]:
         """The stage the requantizers run in (after every root is available), and the delay of

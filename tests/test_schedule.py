@@ -291,3 +291,28 @@ def test_cli_latency_and_its_refusal(tmp_path: Path) -> None:
     )
     assert_bad_input(result, "latency must be at least 2 cycles for this network")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["graph", "three"]
+
+
+@pytest.mark.parametrize("ternary", [False, True], ids=["binary", "ternary"])
+def test_critical_path_fits_the_period_it_was_placed_for(ternary: bool) -> None:
+    """The model's longest register-to-register path (what benchmarks/delay_model.py compares
+    with nextpnr) never passes the period the same model placed the registers for, grows with
+    the adder levels per stage, and is the sum of its own levels and carry bits."""
+    ir = random_model(np.random.default_rng(3), (16, 16, 8), name="m")
+    model = DelayModel()
+    for clock_ns in (2.5, 4.0):  # (a period shorter than one adder is passed by that adder)
+        layer = DenseComponent(ir.layers[0], ir.input, clock_ns=clock_ns, ternary=ternary)
+        ns, levels, bits = layer.critical_path()
+        assert ns <= clock_ns + 1e-9
+        assert ns == pytest.approx(
+            levels * model.level_ns + bits * model.bit_ns + model.register_ns
+        )
+    by_levels = [
+        DenseComponent(ir.layers[0], ir.input, adder_levels_per_stage=k).critical_path()[0]
+        for k in (1, 2, 4, 16)
+    ]
+    assert by_levels == sorted(by_levels) and by_levels[0] < by_levels[-1]
+    # the constants of another model: the same registers, another prediction
+    slow = DelayModel(level_ns=1.0, bit_ns=0.1, register_ns=1.0)
+    ns, levels, bits = DenseComponent(ir.layers[0], ir.input, clock_ns=2.5).critical_path(slow)
+    assert ns == pytest.approx(levels * 1.0 + bits * 0.1 + 1.0) and ns > 2.5
