@@ -88,6 +88,28 @@ TRAINING_DIR = "training"
 HISTORY_JSON = "history.json"
 
 
+def check_pixels_per_beat(rtl_options, train_config, dataset: Dataset) -> None:
+    """Refuse ``--pixels-per-beat`` before training where the design cannot take it: the
+    network trained is not a CNN or ``--io parallel`` is asked for (both fully unrolled), or it
+    does not divide the images' width (``rtl_gen.emit.resolve_io`` checks the trained model
+    again)."""
+    pixels = rtl_options.pixels_per_beat
+    if pixels == 1:
+        return
+    if train_config.arch != "cnn" or rtl_options.io == "parallel":
+        what = "with --io parallel the" if rtl_options.io == "parallel" else "the"
+        raise ValueError(
+            f"--pixels-per-beat {pixels} needs a streamed design: {what} {train_config.arch} "
+            "network is generated fully unrolled (a CNN streams)"
+        )
+    width = dataset.x_train.shape[-1]
+    if dataset.x_train.ndim < 3 or width % pixels:
+        raise ValueError(
+            f"--pixels-per-beat {pixels} must divide the width of the {dataset.name} samples "
+            f"(shape {tuple(dataset.x_train.shape[1:])})"
+        )
+
+
 def train_and_freeze(
     dataset: Dataset,
     config,
@@ -260,6 +282,7 @@ def run(
         dataset = timer.run(
             "data", lambda: load_dataset(options.dataset, path=options.data_path, seed=options.seed)
         )
+        check_pixels_per_beat(rtl_options, train_config, dataset)
         say(
             f"data: {dataset.name}, {len(dataset.x_train)} train / {len(dataset.x_test)} test",
             quiet,

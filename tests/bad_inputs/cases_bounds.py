@@ -619,3 +619,25 @@ def _(work):
 @case("bounds-train-device-unknown", "train", "--device must be auto, cpu, cuda or cuda:N")
 def _(work):
     return ["--dataset", "digits", "--epochs", "1", "--device", "tpu", "--out", work / "out"]
+
+
+# ---------------------------------------------------------- run: refused before training
+
+
+@case(
+    "bounds-run-pixels-per-beat-on-an-mlp",
+    "run",
+    "--pixels-per-beat 2 needs a streamed design",
+    "mlp network is generated fully unrolled",
+)
+def _run_wide_mlp(work: Path) -> list[str | Path]:
+    return ["--dataset", "digits", "--pixels-per-beat", "2", "--out", work / "run"]
+
+
+@case(
+    "bounds-run-pixels-per-beat-not-dividing-the-width",
+    "run",
+    "--pixels-per-beat 3 must divide the width of the digits samples",
+)
+def _run_wide_cnn(work: Path) -> list[str | Path]:
+    return ["--dataset", "digits", "--arch", "cnn", "--pixels-per-beat", "3", "--out", work / "run"]
