@@ -19,11 +19,14 @@ is removed and the old content is left untouched. :func:`updating` is for the fe
 are worked on in place (a training run that can be resumed, a kept simulation build): the same
 checks and lock, no swap.
 
-Leftovers of a process killed with SIGKILL (its sibling, an old content being removed) are
-removed by the next command writing the same destination, under its lock; an old content caught
-between the two renames of the fallback swap is put back in place first.
+The sibling of a process killed with SIGKILL is removed by its watchdog
+(:func:`hgq_rtl.processes.remove_if_killed`); leftovers the watchdog could not remove (an old
+content being removed, a watchdog killed too) are removed by the next command writing the same
+destination, under its lock; an old content caught between the two renames of the fallback swap
+is put back in place first.
 
-Standard library only: every layer may import this module (docs/architecture.md).
+Standard library and :mod:`hgq_rtl.processes` only: every layer may import this module
+(docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+from . import processes
 
 #: The marker file of every output folder (JSON: ``{"written_by": "hgq-rtl", "command": c}``).
 MARKER = ".hgq-rtl"
@@ -296,6 +301,7 @@ def replacing(
             _remove_leftovers(destination)
             staging = _sibling(destination)
             staging.mkdir()
+            processes.remove_if_killed(staging)  # even after kill -9 (the watchdog does)
             _STAGING.add(staging)
             try:
                 yield staging

@@ -92,6 +92,15 @@ def scratch_dir() -> Path:
         return _scratch
 
 
+def remove_if_killed(folder: Path) -> None:
+    """Have the watchdog remove ``folder`` if this process dies without removing it itself
+    (``kill -9``): the write guard's hidden sibling of an output folder. The watchdog removes
+    it when this process ends in any way; a folder already gone is skipped."""
+    with _lock:
+        _adopt()
+        _tell(f"folder {Path(folder).resolve()}")
+
+
 def temp_dir(prefix: str, *, for_make: bool = False) -> Path:
     """A new folder inside :func:`scratch_dir` (removed with it).
 
