@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.datasets:
         source, hidden, batch = DATASETS[name]
         dataset = load_dataset(source, seed=args.seed)
+        if dataset.x_train.ndim > 2:  # an MLP on images: both tools get the flattened pixels
+            flat = {k: getattr(dataset, k) for k in ("x_train", "x_test")}
+            dataset = replace(dataset, **{k: v.reshape(len(v), -1) for k, v in flat.items()})
         with tempfile.TemporaryDirectory(prefix="front_vs_hgq2.") as tmp:
             theirs = hgq2(dataset, hidden, batch, betas, args, Path(tmp))
         mine = ours(dataset, hidden, batch, betas, args)

@@ -4,18 +4,28 @@ Usage::
 
     .venv/bin/pip install alkaid==0.8.2        # or: pip install -e .[bench]
     .venv/bin/python benchmarks/vs_alkaid.py [--sizes 8 16 32 64 128] [--bits 4 8] [--no-fmax]
-        [--digits-rtl MODEL_DIR] [--out DIR] [--quick] [--vectors 1000] [--adder-levels 2]
+        [--digits-rtl MODEL_DIR] [--hgq2 MODEL.keras ...] [--hgq2-train BETA ...]
+        [--out DIR] [--quick] [--vectors 1000] [--target-ns 5] [--adder-levels K]
         [--adders ternary|binary] [--writer amaranth|direct]
 
 Rows: random ``N x N`` matrices with uniformly drawn signed ``bits``-bit weights and signed 8-bit
 inputs (seed ``1000 * N + bits``), and optionally a trained model folder (the IR, e.g. the
 digits MLP). For each row both designs are generated, checked bit-exact on random vectors
-(ours: check 2 in Amaranth and check 3 in Verilator against the IR reference; alkaid: its
-Verilog in Verilator, through a small C++ harness written here, against numpy or the IR
-reference), synthesized with the same Yosys ``synth_xilinx -family xcup`` script
+(ours: check 2 in Amaranth and check 3 in the fast Verilator harness against the IR reference;
+alkaid: its Verilog in Verilator, through a small C++ harness written here, against numpy or the
+IR reference), synthesized with the same Yosys ``synth_xilinx -family xcup`` script
 (:mod:`rtl_gen.synth`), and optionally placed and routed with nextpnr-ecp5 for Fmax. Both
 designs have the same latency: alkaid is cut into as many stages as our design has registers
 after its input register.
+
+Ours is built as ``hgq-rtl rtl`` builds it without flags: registers placed by the delay model
+at ``--target-ns`` across layer boundaries (``--adder-levels K`` gives the former per-layer
+schedule). HGQ2 rows (``--hgq2``, ``--hgq2-train``; needs the ``interop`` extra): each tool reads
+the ``.keras`` file its own way, ours through ``hgq_rtl.interop`` (checked bit-exact against
+HGQ2's forward on 100,000 vectors first), alkaid through its Keras converter
+(``alkaid.converter.trace_model``); both designs are then checked against our IR reference.
+alkaid's design takes the model's input before its input quantizer (one more fraction bit where
+that quantizer rounds) and rounds it itself; ours takes the quantized input.
 
 Our designs (``--adders``): ``ternary`` (the default) sums each output with three-input adders
 written as AMD/Xilinx ``LUT6_2``/``CARRY4`` cells (the direct writer's ``xilinx_primitives``);
@@ -36,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +59,7 @@ from hgq_rtl.ir.dense import DenseLayer, accumulator_range
 from hgq_rtl.ir.fixed import Activation, Overflow, RoundMode, bits_for_range
 from hgq_rtl.ir.formats import TensorFormat
 from hgq_rtl.ir.model import IRModel
+from rtl_gen.components import DEFAULT_ADDER_LEVELS_PER_STAGE
 from rtl_gen.emit import RtlOptions, build, emit
 from rtl_gen.simulate import simulate
 from rtl_gen.synth import SynthError, synthesize
@@ -206,17 +218,26 @@ def _padded(sig: Any) -> tuple[bool, int, int]:
     return bool(kif[0]), int(kif[1]), int(kif[2])
 
 
-def generate_alkaid(ir: IRModel, raw_matrix: bool, stages: int, hard_dc: int, out: Path) -> dict:
+def generate_alkaid(
+    ir: IRModel,
+    raw_matrix: bool,
+    stages: int,
+    hard_dc: int,
+    out: Path,
+    tracer: Callable[[int], Any] | None = None,
+) -> dict:
     """Solve, pipeline into ``stages`` stages and write alkaid's Verilog into ``out``.
 
-    Also writes ``<top>_all.v`` (every module in one file) and a ``manifest.json`` with the
-    keys :func:`rtl_gen.synth.synthesize` reads.
+    ``tracer(hard_dc)`` gives alkaid's CombLogic when alkaid reads the model itself (an HGQ2
+    model through its Keras converter); otherwise :func:`alkaid_trace` traces ``ir``. Also
+    writes ``<top>_all.v`` (every module in one file) and a ``manifest.json`` with the keys
+    :func:`rtl_gen.synth.synthesize` reads.
     """
     from alkaid.codegen import RTLModel
 
     top = "alk"
     start = time.perf_counter()
-    comb = alkaid_trace(ir, raw_matrix, hard_dc)
+    comb = tracer(hard_dc) if tracer is not None else alkaid_trace(ir, raw_matrix, hard_dc)
     model = RTLModel(comb, out, top, n_stages=stages, print_latency=False)
     model.write()
     seconds = time.perf_counter() - start
@@ -343,11 +364,34 @@ def _synth(rtl_dir: Path, out: Path, fmax: bool, clock_ns: float) -> dict:
     }
 
 
+def our_options(args: argparse.Namespace) -> RtlOptions:
+    """Our generator as ``hgq-rtl rtl`` builds without flags (registers placed by the delay
+    model at ``--target-ns`` across layer boundaries; ternary adders as AMD/Xilinx cells),
+    unless ``--adder-levels``, ``--clock-ns`` or ``--adders binary`` override it."""
+    ternary = args.adders == "ternary"
+    clock_ns = args.clock_ns
+    if clock_ns is None and args.adder_levels is None:
+        clock_ns = args.target_ns
+    return RtlOptions(
+        adder_levels_per_stage=args.adder_levels or DEFAULT_ADDER_LEVELS_PER_STAGE,
+        clock_ns=clock_ns,
+        writer="direct" if ternary else args.writer,
+        ternary_adders=ternary,
+        xilinx_primitives=ternary,
+    )
+
+
 def bench_row(
-    name: str, ir: IRModel, raw_matrix: bool, args: argparse.Namespace, work: Path
+    name: str,
+    ir: IRModel,
+    raw_matrix: bool,
+    args: argparse.Namespace,
+    work: Path,
+    tracer: Callable[[int], Any] | None = None,
 ) -> dict:
-    """Generate, verify and synthesize both designs of ``ir``; one JSON row."""
-    from hgq_rtl_sim.runner import verify
+    """Generate, verify and synthesize both designs of ``ir``; one JSON row. ``tracer``: alkaid
+    reads the model itself (:func:`generate_alkaid`)."""
+    from hgq_rtl_sim.fast import verify_fast
 
     row: dict[str, Any] = {"row": name, "our_adders": args.adders}
     x = test_vectors(ir, args.vectors, seed=7)
@@ -358,13 +402,7 @@ def bench_row(
             raise BenchError(f"{name}: the IR reference differs from numpy")
 
     ternary = args.adders == "ternary"
-    options = RtlOptions(
-        adder_levels_per_stage=args.adder_levels,
-        clock_ns=args.clock_ns,
-        writer="direct" if ternary else args.writer,
-        ternary_adders=ternary,
-        xilinx_primitives=ternary,
-    )
+    options = our_options(args)
     ours_dir = work / "ours"
     manifest = emit(ir, ours_dir, options, name="ours")
     check2 = None
@@ -372,7 +410,9 @@ def bench_row(
         check2 = int(np.any(simulate(build(ir, options), x) != expected, axis=1).sum())
     check3 = None
     if not args.generate_only:
-        check3 = verify(ours_dir, x, expected, quiet=True, bubble_probability=0.0).mismatches
+        # the fast Verilator harness, built for the shortest build (designs of tens of
+        # thousands of LUTs take minutes to compile)
+        check3 = verify_fast(ours_dir, x, expected, optimize=False, quiet=True).mismatches
     ours = {
         "generation_seconds": round(manifest["generation_seconds"], 3),
         "latency_cycles": manifest["latency_cycles"],
@@ -387,7 +427,7 @@ def bench_row(
     # alkaid: the same latency; its input and output registers count like ours
     stages = manifest["latency_cycles"] - 1
     alk_dir = work / "alkaid"
-    info = generate_alkaid(ir, raw_matrix, stages, args.alkaid_dc, alk_dir)
+    info = generate_alkaid(ir, raw_matrix, stages, args.alkaid_dc, alk_dir, tracer)
     info["n_outputs"] = ir.output.size
     alk_mismatches = None
     if not args.generate_only:
@@ -429,6 +469,9 @@ def bench_row(
         alkaid.update(_synth(alk_dir, work / "alkaid_synth", not args.no_fmax, args.target_ns))
         row["lut_ratio"] = round(ours["lut"] / max(alkaid["lut"], 1), 3)
         row["ff_ratio"] = round(ours["ff"] / max(alkaid["ff"], 1), 3)
+        ours["lut_plus_ff"] = ours["lut"] + ours["ff"]
+        alkaid["lut_plus_ff"] = alkaid["lut"] + alkaid["ff"]
+        row["lut_plus_ff_ratio"] = round(ours["lut_plus_ff"] / max(alkaid["lut_plus_ff"], 1), 3)
     row["generation_time_ratio"] = round(
         ours["generation_seconds"] / max(alkaid["generation_seconds"], 1e-9), 3
     )
@@ -437,9 +480,45 @@ def bench_row(
     return row
 
 
+def hgq2_workloads(args: argparse.Namespace, imports: dict[str, dict]) -> list[tuple]:
+    """Rows of HGQ2 models (``--hgq2``, and those ``--hgq2-train`` trains first); records
+    each import's vectors and seconds in ``imports``."""
+    paths = list(args.hgq2)
+    if not (paths or args.hgq2_train):
+        return []
+    for path in paths:
+        if not path.is_file():
+            raise ValueError(f"--hgq2 {path}: no such file")
+    import hgq2_jets  # beside this script; imports Keras (torch backend) and HGQ2
+
+    if args.hgq2_train:
+        folder = (args.out or Path(tempfile.mkdtemp(prefix="vs_alkaid_hgq2."))) / "hgq2_models"
+        say = lambda text: print(f"vs_alkaid: {text}", file=sys.stderr)  # noqa: E731
+        paths += hgq2_jets.train_jet_models(
+            args.hgq2_train, folder, epochs=args.hgq2_epochs, say=say
+        )
+    rows = []
+    for path in paths:
+        loaded = hgq2_jets.load_row(path, vectors=max(args.vectors, 100_000))
+        name = f"hgq2_{loaded.name}"
+        imports[name] = {
+            "file": str(path),
+            "vectors_bit_exact_with_hgq2": loaded.checked_vectors,
+            "import_seconds": round(loaded.import_seconds, 3),
+        }
+        rows.append((name, loaded.ir, False, loaded.alkaid_trace))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 32, 64, 128])
+    p.add_argument(
+        "--sizes",
+        type=int,
+        nargs="*",
+        default=[8, 16, 32, 64, 128],
+        help="matrix rows (none: --sizes alone)",
+    )
     p.add_argument("--bits", type=int, nargs="+", default=[4, 8])
     p.add_argument("--no-fmax", action="store_true", help="skip nextpnr-ecp5 (no Fmax)")
     p.add_argument("--no-synth", action="store_true", help="skip synthesis altogether")
@@ -451,8 +530,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="keep every design here (default: temporary)")
     p.add_argument("--quick", action="store_true", help="sizes 8 16, 4-bit, no Fmax")
     p.add_argument("--vectors", type=int, default=1000)
-    p.add_argument("--adder-levels", type=int, default=2, help="our adder levels per stage")
-    p.add_argument("--clock-ns", type=float, help="our delay-aware pipelining period instead")
+    p.add_argument(
+        "--adder-levels",
+        type=int,
+        help="our former schedule: a register every K adder levels and after every layer "
+        "(default: registers placed by the delay model at --target-ns, as hgq-rtl rtl does)",
+    )
+    p.add_argument("--clock-ns", type=float, help="our delay-model period, if not --target-ns")
+    p.add_argument(
+        "--hgq2", type=Path, nargs="+", default=[], metavar="MODEL.keras",
+        help="HGQ2 models to add as rows: ours imported by hgq_rtl.interop, alkaid's traced "
+        "by its own Keras converter (needs the interop extra)",
+    )  # fmt: skip
+    p.add_argument(
+        "--hgq2-train", type=float, nargs="+", metavar="BETA",
+        help="first train the 16-64-32-32-5 jet MLP in HGQ2 at each of these beta (saved under "
+        "--out, or a temporary folder) and add them as rows",
+    )  # fmt: skip
+    p.add_argument("--hgq2-epochs", type=int, default=30, help="epochs of --hgq2-train")
     p.add_argument(
         "--adders",
         choices=["ternary", "binary"],
@@ -481,21 +576,29 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
 
-    workloads: list[tuple[str, IRModel, bool]] = []
+    workloads: list[tuple[str, IRModel, bool, Any]] = []
     for n in args.sizes:
         for bits in args.bits:
-            workloads.append((f"{n}x{n}_w{bits}", matrix_model(n, bits, 1000 * n + bits), True))
+            workloads.append(
+                (f"{n}x{n}_w{bits}", matrix_model(n, bits, 1000 * n + bits), True, None)
+            )
     if args.digits_rtl is not None:
         try:
-            workloads.append(("digits", ir_io.load(args.digits_rtl), False))
+            workloads.append(("digits", ir_io.load(args.digits_rtl), False, None))
         except (OSError, ValueError) as err:
             print(f"vs_alkaid: error: {err}", file=sys.stderr)
             return 2
+    imports: dict[str, dict] = {}
+    try:
+        workloads += hgq2_workloads(args, imports)
+    except (OSError, ValueError, ImportError) as err:
+        print(f"vs_alkaid: error: {err}", file=sys.stderr)
+        return 2
 
     rows = []
     keep = args.out
     # before any work: no row may be written into a folder that is not one of ours
-    for name, _, _ in workloads if keep is not None else []:
+    for name, *_ in workloads if keep is not None else []:
         try:
             guard.check_destination(keep / name, "benchmark")
         except guard.DestinationError as err:
@@ -503,15 +606,17 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     with tempfile.TemporaryDirectory(prefix="vs_alkaid.") as tmp:
         root = keep if keep is not None else Path(tmp)
-        for name, ir, raw in workloads:
+        for name, ir, raw, tracer in workloads:
             start = time.perf_counter()
             try:
                 # through the write guard: an earlier row's folder is replaced whole, a folder
                 # of anything else is refused, never deleted
                 with guard.replacing(root / name, "benchmark") as work:
-                    row = bench_row(name, ir, raw, args, work)
+                    row = bench_row(name, ir, raw, args, work, tracer)
             except BenchError as err:
                 row = {"row": name, "error": str(err)}
+            if name in imports:
+                row["hgq2_import"] = imports[name]
             row["row_seconds"] = round(time.perf_counter() - start, 1)
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -534,6 +639,10 @@ def main(argv: list[str] | None = None) -> int:
     if done and "lut_ratio" in done[0]:
         summary["max_lut_ratio"] = max(r["lut_ratio"] for r in done)
         summary["max_ff_ratio"] = max(r["ff_ratio"] for r in done)
+        summary["max_lut_plus_ff_ratio"] = max(r["lut_plus_ff_ratio"] for r in done)
+        summary["latency_ours_le_alkaid"] = all(
+            r["ours"]["latency_cycles"] <= r["alkaid"]["latency_cycles"] for r in done
+        )
     big = [r for r in done if r["row"].startswith(("64x", "128x"))]
     if big:
         summary["max_generation_time_ratio_n_ge_64"] = max(r["generation_time_ratio"] for r in big)
