@@ -19,11 +19,12 @@ is removed and the old content is left untouched. :func:`updating` is for the fe
 are worked on in place (a training run that can be resumed, a kept simulation build): the same
 checks and lock, no swap.
 
-The sibling of a process killed with SIGKILL is removed by its watchdog
-(:func:`hgq_rtl.processes.remove_if_killed`); leftovers the watchdog could not remove (an old
-content being removed, a watchdog killed too) are removed by the next command writing the same
-destination, under its lock; an old content caught between the two renames of the fallback swap
-is put back in place first.
+The sibling and the lock file of a process killed with SIGKILL are removed by its watchdog
+(:func:`hgq_rtl.processes.remove_if_killed`, :func:`~hgq_rtl.processes.remove_lock_if_killed`;
+the lock file only if the watchdog can take the lock itself); leftovers the watchdog could not
+remove (an old content being removed, a watchdog killed too) are removed by the next command
+writing the same destination, under its lock; an old content caught between the two renames of
+the fallback swap is put back in place first.
 
 Standard library and :mod:`hgq_rtl.processes` only: every layer may import this module
 (docs/architecture.md).
@@ -193,6 +194,7 @@ def locked(destination: str | Path) -> Iterator[None]:
             _HELD[key][1] -= 1
         return
     descriptor = _acquire(path, Path(destination))
+    processes.remove_lock_if_killed(path)  # after kill -9, the watchdog releases it the same way
     _HELD[key] = [descriptor, 1]
     try:
         yield

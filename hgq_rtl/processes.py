@@ -101,6 +101,36 @@ def remove_if_killed(folder: Path) -> None:
         _tell(f"folder {Path(folder).resolve()}")
 
 
+def remove_lock_if_killed(path: Path) -> None:
+    """Have the watchdog remove the write guard's lock file ``path`` once this process has
+    ended, the way a holder releases it (:func:`_release_lock`): only if it can take the lock
+    itself, so a lock another command holds by then is left alone."""
+    with _lock:
+        _adopt()
+        _tell(f"lock {Path(path).resolve()}")
+
+
+def _release_lock(path: Path) -> None:
+    """Remove the lock file ``path`` if nobody holds it: take the lock (never waiting), check
+    that the path still names the file locked, unlink it while holding the lock (a waiting
+    writer then finds the path gone and locks a new file, as after a normal release)."""
+    import fcntl
+
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return  # gone: released normally
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        opened, current = os.fstat(descriptor), os.stat(path)
+        if (opened.st_dev, opened.st_ino) == (current.st_dev, current.st_ino):
+            os.unlink(path)
+    except OSError:
+        pass  # held by another writer, or replaced meanwhile: theirs
+    finally:
+        os.close(descriptor)
+
+
 def temp_dir(prefix: str, *, for_make: bool = False) -> Path:
     """A new folder inside :func:`scratch_dir` (removed with it).
 
@@ -301,6 +331,7 @@ def _watch() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     groups: set[int] = set()
     folders: list[Path] = []
+    locks: list[Path] = []
     for raw in sys.stdin.buffer:
         kind, _, value = raw.rstrip(b"\n").decode(errors="surrogateescape").partition(" ")
         if kind == "group":
@@ -309,8 +340,12 @@ def _watch() -> None:
             groups.discard(int(value))
         elif kind == "folder":
             folders.append(Path(value))
+        elif kind == "lock":
+            locks.append(Path(value))
     for pgid in groups:
         _kill_group(pgid)
+    for path in locks:
+        _release_lock(path)
     for folder in folders:
         for _ in range(20):
             shutil.rmtree(folder, ignore_errors=True)

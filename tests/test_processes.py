@@ -147,3 +147,24 @@ def test_a_failed_build_keeps_its_log_and_quotes_its_error(tmp_path: Path, engin
     assert f"(log: {kept})" in line
     assert "%Error" in kept.read_text()
     assert list(tmpdir.iterdir()) == []
+
+
+def test_the_watchdog_releases_a_lock_file_only_when_nobody_holds_it(tmp_path) -> None:
+    """After its command is gone the watchdog removes a lock file the way a holder does, and
+    leaves one another writer holds."""
+    import fcntl
+    import os
+
+    from hgq_rtl.processes import _release_lock
+
+    free, held = tmp_path / ".a.hgq-rtl-lock", tmp_path / ".b.hgq-rtl-lock"
+    free.touch()
+    descriptor = os.open(held, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    try:
+        _release_lock(free)
+        _release_lock(held)
+        _release_lock(tmp_path / ".gone.hgq-rtl-lock")  # released normally: nothing to do
+        assert not free.exists() and held.exists()
+    finally:
+        os.close(descriptor)

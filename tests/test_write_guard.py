@@ -298,7 +298,7 @@ def _start_run(out: Path, cwd: Path) -> subprocess.Popen:
 def test_an_interrupted_run_keeps_the_earlier_run(tmp_path: Path, how) -> None:
     """``hgq-rtl run`` over an earlier run, stopped while its new folder is being filled: the
     earlier run stays byte for byte; after SIGTERM nothing else is left, after SIGKILL the
-    command's watchdog removes its hidden folder (and the next writer would)."""
+    command's watchdog removes its hidden folder and lock file (and the next writer would)."""
     out = tmp_path / "digits"
     before = _old_content(out, "run")
     process = _start_run(out, tmp_path)
@@ -320,11 +320,11 @@ def test_an_interrupted_run_keeps_the_earlier_run(tmp_path: Path, how) -> None:
     if how == signal.SIGTERM:
         assert returncode == 130, process.stderr.read()
         assert _siblings(tmp_path, "digits") == []
-    else:  # the killed command's watchdog removes its hidden folder (the lock file stays)
+    else:  # the killed command's watchdog removes its hidden folder and its lock file
         deadline = time.monotonic() + 30
-        while list(tmp_path.glob(".digits.*.hgq-rtl-tmp")) and time.monotonic() < deadline:
+        while _siblings(tmp_path, "digits") and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _siblings(tmp_path, "digits") == [".digits.hgq-rtl-lock"]
+        assert _siblings(tmp_path, "digits") == []
     with pytest.raises(RuntimeError), guard.replacing(out, "run"):
         raise RuntimeError("the next writer fails, after clearing the leftovers")
     assert snapshot(out) == before
