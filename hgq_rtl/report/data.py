@@ -10,6 +10,7 @@ model folder is read.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +138,61 @@ def _read_json(path: Path, what: str) -> Any:
     return read_json(path, f"{what} {path}")
 
 
+_NUMBER = (int, float)
+#: The report's fields the page reads, and what each must be (None is allowed: not run).
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "dataset": (str,),
+    "layers": (list,),
+    "history": (list,),
+    "io": (str,),
+    "check1": (dict,),
+    "synthesis": (dict,),
+    "verification": (dict,),
+    "stage_seconds": (dict,),
+    **dict.fromkeys(
+        ("test_accuracy", "ebops", "params", "latency_cycles", "fmax_mhz", "vectors")
+        + ("mismatches", "input_bits", "initiation_interval", "bram"),
+        _NUMBER,
+    ),
+}
+#: Fields inside the sub-objects the page computes with (numbers; ``passed`` a verdict).
+_NESTED: dict[str, dict[str, tuple[type, ...]]] = {
+    "layers": dict.fromkeys(("in_features", "out_features", "ebops"), _NUMBER),
+    "check1": dict.fromkeys(("samples", "mismatches"), _NUMBER),
+    "verification": {"passed": (bool,)},
+    "synthesis": dict.fromkeys(("lut", "ff", "carry", "dsp", "fmax_mhz"), _NUMBER),
+}
+_KIND = {str: "a string", list: "a list", dict: "an object", bool: "true or false"}
+
+
+def _kind(types: tuple[type, ...]) -> str:
+    return "a number" if types == _NUMBER else _KIND[types[0]]
+
+
+def _check_value(path: Path, where: str, value: Any, types: tuple[type, ...]) -> None:
+    wrong_bool = isinstance(value, bool) and bool not in types
+    if value is not None and (wrong_bool or not isinstance(value, types)):
+        raise ValueError(f"{path}: {where} must be {_kind(types)}, not {json.dumps(value)[:60]}")
+
+
+def check_report(report: dict[str, Any], path: Path) -> None:
+    """Refuse a ``report.json`` whose fields the page reads have the wrong type (one line
+    naming the field), instead of drawing a wrong page or failing half way."""
+    for key, types in _FIELDS.items():
+        _check_value(path, key, report.get(key), types)
+    for entry_index, entry in enumerate(report.get("layers") or []):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ValueError(f"{path}: layers[{entry_index}] must be an object with a name")
+    for key, fields in _NESTED.items():
+        parts = report.get(key) or []
+        for index, part in enumerate(parts if isinstance(parts, list) else [parts]):
+            where = f"{key}[{index}]" if isinstance(parts, list) else key
+            for name, types in fields.items():
+                _check_value(path, f"{where}.{name}", part.get(name), types)
+    for name, value in (report.get("stage_seconds") or {}).items():
+        _check_value(path, f"stage_seconds.{name}", value, _NUMBER)
+
+
 def load_run(run_dir: str | Path, report: dict[str, Any] | None = None) -> RunData:
     """Read a run folder: ``report.json``, ``model/``, ``rtl/manifest.json``, ``synth/``.
 
@@ -179,6 +235,7 @@ def load_run(run_dir: str | Path, report: dict[str, Any] | None = None) -> RunDa
         report = _read_json(path, "report")
     if not isinstance(report, dict) or not {"dataset", "layers"} <= report.keys():
         raise ValueError(f"{run_dir / REPORT_JSON} is not an hgq-rtl run report")
+    check_report(report, run_dir / REPORT_JSON)
     data = RunData(run_dir, report)
 
     for folder in (run_dir / "model", run_dir / "rtl" / "model"):

@@ -641,3 +641,30 @@ def _run_wide_mlp(work: Path) -> list[str | Path]:
 )
 def _run_wide_cnn(work: Path) -> list[str | Path]:
     return ["--dataset", "digits", "--arch", "cnn", "--pixels-per-beat", "3", "--out", work / "run"]
+
+
+# ------------------------------------------------------------- report: fields of the wrong type
+
+_WRONG_FIELDS = {
+    "test-accuracy-a-string": ({"test_accuracy": "abc"}, "test_accuracy must be a number"),
+    "verification-a-string": ({"verification": "x"}, "verification must be an object"),
+    "layers-a-string": ({"layers": "no"}, "layers must be a list"),
+    "layer-without-a-name": ({"layers": [{"ebops": 3}]}, "layers[0] must be an object with a name"),
+    "layer-ebops-a-string": ({"layers": [{"name": "d", "ebops": "x"}]}, "layers[0].ebops"),
+    "passed-a-string": ({"verification": {"passed": "yes"}}, "verification.passed must be true"),
+    "ebops-true": ({"ebops": True}, "ebops must be a number, not true"),
+}
+
+
+def _wrong_field(fields: dict):
+    def build(work: Path) -> list[str | Path]:
+        run = _run_folder(work)
+        report = json.loads((run / "report.json").read_text())
+        (run / "report.json").write_text(json.dumps({**report, **fields}))
+        return [run]
+
+    return build
+
+
+for _name, (_fields, _message) in _WRONG_FIELDS.items():
+    case(f"bounds-report-json-{_name}", "report", "report.json", _message)(_wrong_field(_fields))
