@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -42,6 +43,10 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
+    except OSError as error:  # a full disk, a read-only folder: one line naming the file
+        Path(tmp).unlink(missing_ok=True)
+        reason = error.strerror or str(error)
+        raise OSError(error.errno, f"cannot write {path}: {reason}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -81,7 +86,9 @@ def remove_temporaries(folder: str | Path) -> None:
 
 def save(state: dict[str, Any], path: str | Path) -> Path:
     """Write a checkpoint (a dict of tensors, numbers, strings, lists and dicts) atomically."""
-    return atomic_write(path, lambda file: torch.save(state, file))
+    buffer = io.BytesIO()  # serialized first: a full disk is then an OSError of the write,
+    torch.save(state, buffer)  # not a torch RuntimeError in the middle of its zip writer
+    return atomic_write(path, lambda file: file.write(buffer.getbuffer()))
 
 
 def load(path: str | Path) -> dict[str, Any]:
