@@ -93,7 +93,7 @@ def check_pixels_per_beat(rtl_options, train_config, dataset: Dataset) -> None:
     network trained is not a CNN or ``--io parallel`` is asked for (both fully unrolled), or it
     does not divide the images' width (``rtl_gen.emit.resolve_io`` checks the trained model
     again)."""
-    pixels = rtl_options.pixels_per_beat
+    pixels = rtl_options.pixels_per_beat if rtl_options is not None else 1
     if pixels == 1:
         return
     if train_config.arch != "cnn" or rtl_options.io == "parallel":

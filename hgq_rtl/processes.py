@@ -110,6 +110,10 @@ def remove_lock_if_killed(path: Path) -> None:
         _tell(f"lock {Path(path).resolve()}")
 
 
+#: How long the watchdog waits for a lock file to be free before leaving it to its holder.
+LOCK_WAIT_S = 3.0
+
+
 def _release_lock(path: Path) -> None:
     """Remove the lock file ``path`` if nobody holds it: take the lock (never waiting), check
     that the path still names the file locked, unlink it while holding the lock (a waiting
@@ -121,12 +125,22 @@ def _release_lock(path: Path) -> None:
     except OSError:
         return  # gone: released normally
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # the dead command's own descriptor may close a moment after the pipe that woke the
+        # watchdog: a lock still held after LOCK_WAIT_S is another writer's
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.05)
         opened, current = os.fstat(descriptor), os.stat(path)
         if (opened.st_dev, opened.st_ino) == (current.st_dev, current.st_ino):
             os.unlink(path)
     except OSError:
-        pass  # held by another writer, or replaced meanwhile: theirs
+        pass  # replaced or removed meanwhile: theirs
     finally:
         os.close(descriptor)
 

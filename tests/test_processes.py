@@ -149,13 +149,16 @@ def test_a_failed_build_keeps_its_log_and_quotes_its_error(tmp_path: Path, engin
     assert list(tmpdir.iterdir()) == []
 
 
-def test_the_watchdog_releases_a_lock_file_only_when_nobody_holds_it(tmp_path) -> None:
+def test_the_watchdog_releases_a_lock_file_only_when_nobody_holds_it(tmp_path, monkeypatch) -> None:
     """After its command is gone the watchdog removes a lock file the way a holder does, and
-    leaves one another writer holds."""
+    leaves one another writer holds (after waiting LOCK_WAIT_S for it)."""
     import fcntl
     import os
 
+    from hgq_rtl import processes
     from hgq_rtl.processes import _release_lock
+
+    monkeypatch.setattr(processes, "LOCK_WAIT_S", 0.2)
 
     free, held = tmp_path / ".a.hgq-rtl-lock", tmp_path / ".b.hgq-rtl-lock"
     free.touch()
