@@ -204,6 +204,7 @@ def locked(destination: str | Path) -> Iterator[None]:
         # the path and takes a fresh lock, never one on this removed file
         path.unlink(missing_ok=True)
         os.close(descriptor)
+        processes.forget_lock(path)  # released: nothing for the watchdog to do
 
 
 def _acquire(path: Path, destination: Path) -> int:

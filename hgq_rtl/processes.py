@@ -114,6 +114,13 @@ def remove_lock_if_killed(path: Path) -> None:
 LOCK_WAIT_S = 3.0
 
 
+def forget_lock(path: Path) -> None:
+    """The lock file ``path`` was released normally: the watchdog leaves it alone (so a normal
+    exit never touches a lock another command holds by then)."""
+    with _lock:
+        _tell(f"unlock {Path(path).resolve()}")
+
+
 def _release_lock(path: Path) -> None:
     """Remove the lock file ``path`` if nobody holds it: take the lock (never waiting), check
     that the path still names the file locked, unlink it while holding the lock (a waiting
@@ -356,6 +363,8 @@ def _watch() -> None:
             folders.append(Path(value))
         elif kind == "lock":
             locks.append(Path(value))
+        elif kind == "unlock":
+            locks = [lock for lock in locks if lock != Path(value)]
     for pgid in groups:
         _kill_group(pgid)
     for path in locks:
