@@ -40,8 +40,10 @@ called here, never copied into the project.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -492,7 +494,10 @@ def hgq2_workloads(args: argparse.Namespace, imports: dict[str, dict]) -> list[t
     import hgq2_jets  # beside this script; imports Keras (torch backend) and HGQ2
 
     if args.hgq2_train:
-        folder = (args.out or Path(tempfile.mkdtemp(prefix="vs_alkaid_hgq2."))) / "hgq2_models"
+        if args.out is None:  # a temporary folder, removed when the benchmark ends
+            scratch = Path(tempfile.mkdtemp(prefix="vs_alkaid_hgq2."))
+            atexit.register(shutil.rmtree, scratch, True)
+        folder = (args.out or scratch) / "hgq2_models"
         say = lambda text: print(f"vs_alkaid: {text}", file=sys.stderr)  # noqa: E731
         paths += hgq2_jets.train_jet_models(
             args.hgq2_train, folder, epochs=args.hgq2_epochs, say=say
