@@ -34,7 +34,7 @@ from .commands import (  # noqa: F401  (_beta_steps, _rtl_options, _train_config
 )
 from .interop.command import register as register_interop
 from .sweep.command import register as register_sweep
-from .train.config import ARCHITECTURES, GRANULARITIES
+from .train.config import ARCHITECTURES, CNN_DEFAULTS, GRANULARITIES
 from .train.config import TRAIN_DEFAULTS as D
 
 #: Bounds of the numeric options are checked when the command line is parsed (before any
@@ -114,8 +114,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
         "--hidden",
         type=_positive_int,
         nargs="*",
-        default=list(D.hidden),
-        help="hidden dense layer sizes (none: give --hidden alone)",
+        help=f"hidden dense layer sizes (none: give --hidden alone; default "
+        f"{' '.join(map(str, D.hidden))}, with --arch cnn none)",
     )
     g.add_argument(
         "--channels",
@@ -138,13 +138,26 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
         default=D.granularity,
         help="one learnable fractional-bit count per element (default), channel or tensor",
     )
-    g.add_argument("--epochs", type=_int_in(1, 1_000_000), default=D.epochs)
-    g.add_argument("--batch-size", type=_int_in(1, 10**8), default=D.batch_size)
+    g.add_argument(
+        "--epochs",
+        type=_int_in(1, 1_000_000),
+        help=f"default {D.epochs}, with --arch cnn {CNN_DEFAULTS['epochs']}",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=_int_in(1, 10**8),
+        help=f"default {D.batch_size}, with --arch cnn {CNN_DEFAULTS['batch_size']}",
+    )
     rate = _float_in(0, above=True)
     g.add_argument("--lr", type=rate, default=D.learning_rate, help="Adam rate of the weights")
     g.add_argument("--bits-lr", type=rate, default=D.bits_learning_rate, help="rate of the bits")
     weight = _float_in(0)
-    g.add_argument("--beta", type=weight, default=D.beta.start, help="EBOPs weight β in the loss")
+    g.add_argument(
+        "--beta",
+        type=weight,
+        help=f"EBOPs weight β in the loss (default {D.beta.start:g}, with --arch cnn "
+        f"{CNN_DEFAULTS['beta']:g})",
+    )
     g.add_argument("--beta-end", type=weight, help="log-ramp β to this value over the epochs")
     g.add_argument(
         "--beta-hold", type=_int_in(0), default=0, help="epochs at --beta before the ramp"

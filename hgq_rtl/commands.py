@@ -21,20 +21,32 @@ EXIT_FAILED = 1
 
 
 def _train_config(args: argparse.Namespace):
-    from .train.config import BetaSchedule, TrainConfig
+    from .train.config import CNN_DEFAULTS, TRAIN_DEFAULTS, BetaSchedule, TrainConfig
+
+    def given(name: str, option: str):
+        """The option's value, else the architecture's default."""
+        value = getattr(args, option)
+        if value is not None:
+            return value
+        if args.arch == "cnn":
+            return CNN_DEFAULTS[name]
+        default = getattr(TRAIN_DEFAULTS, name)
+        return default.start if name == "beta" else default
 
     return TrainConfig(
         arch=args.arch,
-        hidden=tuple(args.hidden),
+        hidden=tuple(given("hidden", "hidden")),
         channels=tuple(args.channels),
         kernel_size=args.kernel_size,
         batch_norm=args.batch_norm,
         granularity=args.granularity,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
+        epochs=given("epochs", "epochs"),
+        batch_size=given("batch_size", "batch_size"),
         learning_rate=args.lr,
         bits_learning_rate=args.bits_lr,
-        beta=BetaSchedule(args.beta, args.beta_end, args.beta_hold, _beta_steps(args.beta_steps)),
+        beta=BetaSchedule(
+            given("beta", "beta"), args.beta_end, args.beta_hold, _beta_steps(args.beta_steps)
+        ),
         gamma=args.gamma,
         init_bits=args.init_bits,
         seed=args.seed,
