@@ -13,7 +13,12 @@ with 2 trials at once, and Ray's overhead per trial. Prints one JSON document.
 The build of the front is off (``[build] rtl = false``): this measures the sweep, not Verilator.
 ``--epochs`` sets the trial length (longer trials make the fixed overhead a smaller share).
 The 1-minute load average before and after each run is reported: on a shared machine the
-figures are only as good as the machine is quiet.
+figures are only as good as the machine is quiet. Before the timed runs an untimed one-trial,
+one-epoch sweep warms the disk cache and Python's byte code (``--no-warmup`` skips it): without
+it the first timed run pays for reading torch from a cold disk (17.7 s in the first trial's
+trainer once, against ~2 s in every later one) and the comparison favours whichever runs second.
+``overhead_share`` is Ray's part of all trial time together (sum of overheads / sum of trial
+times), beside the mean of the per-trial fractions.
 
     python benchmarks/sweep_scaling.py [--epochs 40] [--workers 1 2]
 """
@@ -32,12 +37,13 @@ from hgq_rtl.sweep.config import parse_plan
 from hgq_rtl.sweep.run import run_sweep
 
 
-def plan(epochs: int, workers: int):
+def plan(epochs: int, workers: int, space: dict | None = None):
     return parse_plan(
         {
             "data": {"dataset": "digits"},
             "train": {"epochs": epochs, "batch_size": 32, "hidden": [16]},
-            "space": {
+            "space": space
+            or {
                 "beta": [1e-6, 1e-5, 3e-5, 1e-4],
                 "learning_rate": [3e-3, 1e-2],
             },
@@ -76,6 +82,9 @@ def measure(epochs: int, workers: int) -> dict:
         "mean_train_seconds": round(statistics.mean(t["train_seconds"] for t in trials), 3),
         "mean_overhead_seconds": round(statistics.mean(t["overhead_seconds"] for t in trials), 3),
         "overhead_fraction": round(statistics.mean(fractions), 4),
+        "overhead_share": round(
+            sum(t["overhead_seconds"] for t in trials) / sum(t["trial_seconds"] for t in trials), 4
+        ),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg()[0],
         "per_trial": trials,
@@ -86,7 +95,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up sweep")
     args = parser.parse_args()
+    if not args.no_warmup:
+        print("sweep_scaling: warm-up (1 trial, 1 epoch, untimed)...", file=sys.stderr, flush=True)
+        with tempfile.TemporaryDirectory(prefix="sweep-warmup-") as folder:
+            warm = plan(1, 1, space={"beta": [1e-5]})
+            run_sweep(warm, Path(folder) / "out", quiet=True)
     runs = []
     for workers in args.workers:
         print(f"sweep_scaling: 8 trials, {workers} worker(s)...", file=sys.stderr, flush=True)
