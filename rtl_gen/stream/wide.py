@@ -28,7 +28,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .geometry import WindowGeometry
-from .window import WindowGenerator, _lookup
+from .window import WindowGenerator, _lookup, check_beats, replay_walk
 
 __all__ = [
     "Replicated",
@@ -210,26 +210,10 @@ class WideWindowGenerator(wiring.Component):
         input beats are offered, when ``o`` is always ready (steps without input are taken
         just in time)."""
         self._check_beats(len(offers))
-        walk = list(self._walk())
-        first = next(k for k, (takes, _) in enumerate(walk) if takes)
-        step = offers[0] - first - 1
-        taken = 0
-        out = []
-        for takes, emits in walk:
-            step += 1
-            if takes:
-                step = max(step, offers[taken])
-                taken += 1
-            if emits:
-                out.append(step + 1)
-        return out
+        return replay_walk(self._walk(), offers)
 
     def _check_beats(self, beats_in: int) -> None:
-        if beats_in != self.beats_in:
-            raise ValueError(
-                f"a window generator over {self.geometry.in_size} at {self.pixels_per_beat} "
-                f"pixels per beat takes {self.beats_in} beats per image, not {beats_in}"
-            )
+        check_beats(self, beats_in, f" at {self.pixels_per_beat} pixels per beat")
 
     # -- hardware ------------------------------------------------------------------------------
     def elaborate(self, platform) -> Module:

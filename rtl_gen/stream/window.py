@@ -11,7 +11,7 @@ another without a gap.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import pairwise
 
 from amaranth.hdl import C, Cat, Module, Mux, Signal, Value, unsigned
@@ -26,6 +26,40 @@ def _lookup(mask, index: Value) -> Value:
     """Bit ``index`` of a constant bool vector (element 0 in bit 0)."""
     bits = sum(1 << k for k, bit in enumerate(mask.tolist()) if bit)
     return C(bits, len(mask)).bit_select(index, 1)
+
+
+def replay_walk(walk: Iterable[tuple[bool, bool]], offers: Sequence[int]) -> list[int]:
+    """Cycles at which a window generator's output beats leave, from its walk over one image.
+
+    ``walk`` gives ``(takes an input beat, emits an output beat)`` for every step in order;
+    ``offers`` the cycle from which each input beat is offered. A step that takes input waits
+    for its beat; a step without input follows the previous one at once (so the steps before the
+    first input are walked just in time for it). An output leaves the cycle after its step, as
+    the registered output does, when ``o`` is always ready.
+    """
+    steps = list(walk)
+    first = next(k for k, (takes, _) in enumerate(steps) if takes)
+    step = offers[0] - first - 1  # the cycle of the step before the walk's first
+    taken = 0
+    out = []
+    for takes, emits in steps:
+        step += 1
+        if takes:
+            step = max(step, offers[taken])
+            taken += 1
+        if emits:
+            out.append(step + 1)
+    return out
+
+
+def check_beats(generator, beats_in: int, how: str = "") -> None:
+    """Refuse a number of input beats per image that is not the generator's ``beats_in``;
+    ``how`` describes the generator after its input size (e.g. its pixels per beat)."""
+    if beats_in != generator.beats_in:
+        raise ValueError(
+            f"a window generator over {generator.geometry.in_size}{how} takes "
+            f"{generator.beats_in} beats per image, not {beats_in}"
+        )
 
 
 class WindowGenerator(wiring.Component):
@@ -115,27 +149,11 @@ class WindowGenerator(wiring.Component):
         offered, when ``o`` is always ready (the leading padding is walked just in time)."""
         self._check_beats(len(offers))
         g = self.geometry
-        pixel = g.padded_is_pixel().ravel()
-        corner = g.window_corners().ravel()
-        first = int(pixel.argmax())
-        step = offers[0] - first - 1  # the cycle of the step before position 0
-        taken = 0
-        out = []
-        for position in range(g.padded_pixels):
-            step += 1
-            if pixel[position]:
-                step = max(step, offers[taken])
-                taken += 1
-            if corner[position]:
-                out.append(step + 1)
-        return out
+        walk = zip(g.padded_is_pixel().ravel(), g.window_corners().ravel(), strict=True)
+        return replay_walk(walk, offers)
 
     def _check_beats(self, beats_in: int) -> None:
-        if beats_in != self.beats_in:
-            raise ValueError(
-                f"a window generator over {self.geometry.in_size} takes "
-                f"{self.geometry.pixels} beats per image, not {beats_in}"
-            )
+        check_beats(self, beats_in)
 
     # -- hardware ------------------------------------------------------------------------------
     def elaborate(self, platform) -> Module:
