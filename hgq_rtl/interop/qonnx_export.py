@@ -1,10 +1,14 @@
 """The IR as a QONNX model: :func:`to_qonnx` and :func:`export_qonnx`.
 
-Each tensor carries real values (float32, exactly ``m · 2^-frac_bits``). The model's
-``conv`` and ``maxpool_nd`` layers are first lowered (docs/ir.md, "lowering"), then:
+Each tensor carries real values (float32, exactly ``m · 2^-frac_bits``), flat ``(N, features)``
+between layers; a model input of shape ``(C, *spatial)`` is an ``(N, C, *spatial)`` graph input
+(ONNX's channels-first layout is the IR's), flattened by a ``Reshape``. Then:
 
 * a ``dense`` layer is ``MatMul`` by its real weights and ``Add`` of its real bias, the exact
   accumulator, followed by the requantization below;
+* a ``conv`` layer is ``Reshape`` to ``(N, C, *spatial)``, ``Conv`` by its real weights and
+  bias (strides, symmetric pads, dilations, group), ``Reshape`` back, then the requantization;
+  ``maxpool_nd`` is ``MaxPool`` between two ``Reshape`` nodes;
 * requantization (a dense layer's tail, a ``quantize`` layer, a model input) is a QONNX
   ``Quant`` node with power-of-two scales ``2^-frac_bits`` per element, zero point 0 and
   rounding ``FLOOR`` — after an ``Add`` of half a step for ``RND`` (round half up) — then
@@ -31,14 +35,15 @@ from hgq_rtl.ir import (
     Activation,
     AddLayer,
     ConcatLayer,
+    ConvLayer,
     DenseLayer,
     IRModel,
     LookupLayer,
     MaxPoolLayer,
+    MaxPoolNdLayer,
     QuantizeLayer,
     RoundMode,
     TensorFormat,
-    lower_spatial,
 )
 from hgq_rtl.ir.dense import accumulator_frac_bits, accumulator_range
 from hgq_rtl.ir.layers import quantize_shifts
@@ -166,25 +171,64 @@ def _requantize(
     return x
 
 
-def _dense(g: _Graph, layer: DenseLayer, x: str, fmt: TensorFormat) -> str:
-    where = f"layer {layer.name!r}"
-    weight = layer.weight * _exp2(layer.weight_frac_bits)
+def _accumulator(layer: DenseLayer, fmt: TensorFormat, where: str):
+    """The exact accumulator ``(lo, hi, frac)`` of ``layer`` on inputs of ``fmt``, refused
+    unless every partial sum of the float32 arithmetic is exact (bounded by the sum of
+    magnitudes, in whatever order the runtime adds)."""
     live = fmt.width > 0
-    weight = np.where(live[None, :], weight, 0.0)
     if np.any(np.abs(layer.weight[:, live]) >= 1 << FLOAT32_BITS):
         raise InteropError(f"{where}: a weight needs more than {FLOAT32_BITS} bits")
+    weight = np.where(live[None, :], layer.weight * _exp2(layer.weight_frac_bits), 0.0)
     frac = accumulator_frac_bits(layer, fmt)
-    lo, hi = accumulator_range(layer, fmt)
-    # every partial sum of the float32 matmul must be exact: bound by the sum of magnitudes
     xmax = np.maximum(np.abs(fmt.int_range()[0]), np.abs(fmt.int_range()[1])) * _exp2(fmt.frac_bits)
     bound = np.abs(weight) @ xmax + np.abs(layer.bias * _exp2(layer.bias_frac_bits))
     for i, (b, f) in enumerate(zip(bound.tolist(), frac.tolist(), strict=True)):
         _check_bits(int(np.ceil(np.log2(b * 2.0**f + 1))) + 1, f"{where} accumulator {i}")
+    lo, hi = accumulator_range(layer, fmt)
+    return lo, hi, frac
+
+
+def _dense(g: _Graph, layer: DenseLayer, x: str, fmt: TensorFormat) -> str:
+    where = f"layer {layer.name!r}"
+    values = _accumulator(layer, fmt, where)
+    weight = np.where((fmt.width > 0)[None, :], layer.weight * _exp2(layer.weight_frac_bits), 0.0)
     acc = g.node("MatMul", [x, g.const("weight", weight.T)], layer.out_features, "matmul")
     bias = layer.bias * _exp2(layer.bias_frac_bits)
     if np.any(bias != 0):
         acc = g.node("Add", [acc, g.const("bias", bias)], layer.out_features, "bias")
-    return _requantize(g, acc, (lo, hi, frac), layer.output, layer, where)
+    return _requantize(g, acc, values, layer.output, layer, where)
+
+
+def _reshape(g: _Graph, x: str, shape: tuple[int, ...], base: str) -> str:
+    """``x`` viewed as ``(N, *shape)``."""
+    target = g.const("shape", [-1, *shape], np.int64)
+    return g.node("Reshape", [x, target], tuple(shape) if len(shape) > 1 else shape[0], base)
+
+
+def _spatial(g: _Graph, layer: ConvLayer | MaxPoolNdLayer, x: str) -> str:
+    """``Conv`` (the exact real accumulator) or ``MaxPool`` of the flat ``x``, flat again."""
+    geometry = dict(
+        kernel_shape=list(layer.kernel),
+        strides=list(layer.stride),
+        pads=list(layer.padding) * 2,
+        dilations=list(layer.dilation),
+    )
+    image = _reshape(g, x, layer.in_shape, "image")
+    if isinstance(layer, MaxPoolNdLayer):
+        out = g.node("MaxPool", [image], layer.out_shape, "maxpool", **geometry)
+    else:
+        inputs = [image, g.const("weight", layer.weight * _exp2(layer.weight_frac_bits))]
+        bias = layer.bias * _exp2(layer.bias_frac_bits)
+        if np.any(bias != 0):
+            inputs.append(g.const("bias", bias))
+        out = g.node("Conv", inputs, layer.out_shape, "conv", group=layer.groups, **geometry)
+    return _reshape(g, out, (layer.output.size,), "flat")
+
+
+def _conv(g: _Graph, layer: ConvLayer, x: str, fmt: TensorFormat) -> str:
+    where = f"layer {layer.name!r}"
+    values = _accumulator(layer.to_dense(), fmt, where)
+    return _requantize(g, _spatial(g, layer, x), values, layer.output, layer, where)
 
 
 def _quantize(g: _Graph, layer: QuantizeLayer, x: str, fmt: TensorFormat) -> str:
@@ -222,35 +266,41 @@ def to_qonnx(ir: IRModel, batch: int = 1):
     docstring)."""
     from onnx import TensorProto, helper
 
-    lowered = lower_spatial(ir)
     g = _Graph()
     tensors: dict[str, str] = {}
     graph_inputs = []
-    for model_input in lowered.inputs:
+    for model_input in ir.inputs:
         fmt = model_input.format
         _check_bits(int(fmt.width.max(initial=0)) + 1, f"input {model_input.name!r}")
+        shape = tuple(model_input.shape or (fmt.size,))
         graph_inputs.append(
-            helper.make_tensor_value_info(model_input.name, TensorProto.FLOAT, [batch, fmt.size])
+            helper.make_tensor_value_info(model_input.name, TensorProto.FLOAT, [batch, *shape])
         )
-        g.shapes[model_input.name] = fmt.size
+        source = model_input.name
+        if len(shape) > 1:
+            source = _reshape(g, source, (fmt.size,), "input_flat")
         # real inputs brought into the input format as quantize_input does: any value may
         # arrive (so the overflow is always built), rounded half up from below the step
         lo, hi = fmt.int_range()
         unbounded = ((2 * lo - 4).tolist(), (2 * hi + 4).tolist(), fmt.frac_bits + 1)
         tensors[model_input.name] = _requantize(
             g,
-            model_input.name,
+            source,
             unbounded,
             fmt,
             _InputQuantization(model_input.overflow),
             f"input {model_input.name!r}",
         )
-    for layer in lowered.layers:
-        formats = lowered.input_formats_of(layer)
-        sources = [tensors[name] for name in lowered.inputs_of(layer)]
+    for layer in ir.layers:
+        formats = ir.input_formats_of(layer)
+        sources = [tensors[name] for name in ir.inputs_of(layer)]
         n = layer.output.size
         if isinstance(layer, DenseLayer):
             out = _dense(g, layer, sources[0], formats[0])
+        elif isinstance(layer, ConvLayer):
+            out = _conv(g, layer, sources[0], formats[0])
+        elif isinstance(layer, MaxPoolNdLayer):
+            out = _spatial(g, layer, sources[0])
         elif isinstance(layer, QuantizeLayer):
             out = _quantize(g, layer, sources[0], formats[0])
         elif isinstance(layer, MaxPoolLayer):
@@ -269,10 +319,10 @@ def to_qonnx(ir: IRModel, batch: int = 1):
         else:
             raise InteropError(f"layer {layer.name!r} ({layer.kind}) cannot be exported to QONNX")
         tensors[layer.name] = out
-    output = tensors[lowered.layers[-1].name]
+    output = tensors[ir.layers[-1].name]
     value_infos = []
     for name, features in g.shapes.items():
-        if name == output or name in lowered.input_names:
+        if name == output or name in ir.input_names:
             continue
         shape = [batch, *features] if isinstance(features, tuple) else [batch, features]
         elem = TensorProto.INT64 if name.startswith("lut_index") else TensorProto.FLOAT
@@ -307,11 +357,16 @@ def execute(
     wrapper = ModelWrapper(model)
     output = model.graph.output[0].name
     feed_names = feed_names or [i.name for i in ir.inputs]
+    dims = {
+        value.name: [d.dim_value for d in value.type.tensor_type.shape.dim][1:]
+        for value in model.graph.input
+    }
     real = {
-        feed: (x[i.name] * _exp2(i.format.frac_bits)).astype(np.float32)
+        feed: (x[i.name] * _exp2(i.format.frac_bits)).astype(np.float32).reshape(-1, *dims[feed])
         for feed, i in zip(feed_names, ir.inputs, strict=True)
     }
     result = np.asarray(execute_onnx(wrapper, real)[output], np.float64)
+    result = result.reshape(len(result), -1)  # an image output in C order, as the IR's
     scaled = result * np.exp2(ir.output.frac_bits.astype(np.float64))
     if not np.array_equal(scaled, np.round(scaled)):
         raise InteropError("the QONNX model gives a value off the output format's grid")

@@ -31,6 +31,9 @@ def test_export_executes_bit_exact(imported, tmp_path):
     written = onnx.load(tmp_path / "model.onnx")
     ops = {node.op_type for node in written.graph.node}
     assert "Quant" in ops and "MatMul" in ops
+    # convolutions and max pooling are written as themselves, not lowered
+    spatial = {layer.kind for layer in imported.layers} & {"conv", "maxpool_nd"}
+    assert ("Conv" in ops, "MaxPool" in ops) == ("conv" in spatial, "maxpool_nd" in spatial)
     # the written file (batch 1) runs under qonnx too
     x = random_vectors(imported, 1, seed=2)
     assert np.array_equal(execute(written, imported, x), run(imported, _one(imported, x)))
@@ -47,7 +50,7 @@ def test_an_altered_export_differs(imported):
     model = to_qonnx(imported, batch=500)
     assert np.array_equal(execute(model, imported, x), run(imported, _one(imported, x)))
     # one flipped rounding mode: FLOOR -> CEIL on the first Quant that rounds a layer's result
-    matmul = next(k for k, n in enumerate(model.graph.node) if n.op_type == "MatMul")
+    matmul = next(k for k, n in enumerate(model.graph.node) if n.op_type in ("MatMul", "Conv"))
     quant = next(
         n
         for n in model.graph.node[matmul:]
