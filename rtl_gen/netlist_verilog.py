@@ -26,7 +26,10 @@ per result bit and a ``CARRY4`` per four bits, the classic ternary adder that co
 bit where two chained adders cost two. Behavioural
 models of the two cells follow the design inside ```ifndef HGQ_RTL_VENDOR_CELLS``, so simulators
 and other synthesis targets read one self-contained file; the AMD/Xilinx synthesis scripts define
-that macro and use the vendor's own cells.
+that macro and use the vendor's own cells. The ternary adder module also has a behavioural body
+of the same function, selected by ```define HGQ_RTL_BEHAVIOURAL_ADDERS``
+(:data:`BEHAVIOURAL_ADDERS_MACRO`): the fast simulation harness defines it once Yosys has proven
+it equal to the cells for the design's parameters; synthesis and the cocotb bench see the cells.
 """
 
 from __future__ import annotations
@@ -40,11 +43,14 @@ from .components import DenseComponent
 from .identifiers import TOP_PORTS, Namer, check_module_name, plain
 from .network import NetworkComponent
 
-__all__ = ["VENDOR_CELLS_MACRO", "check_direct_writer", "write_verilog"]
+__all__ = ["BEHAVIOURAL_ADDERS_MACRO", "VENDOR_CELLS_MACRO", "check_direct_writer", "write_verilog"]
 
 #: Defined by the AMD/Xilinx synthesis scripts: the design's ``LUT6_2``/``CARRY4`` models are
 #: then left out and the tool's own cells are used.
 VENDOR_CELLS_MACRO = "HGQ_RTL_VENDOR_CELLS"
+#: Defined by the fast simulation harness once the behavioural body of the ternary adder module
+#: is proven equal to its cells for the design's parameters (see :func:`_ternary_adder_module`).
+BEHAVIOURAL_ADDERS_MACRO = "HGQ_RTL_BEHAVIOURAL_ADDERS"
 
 #: Behavioural models of the AMD/Xilinx cells used by :func:`_ternary_adder_module` (same ports,
 #: the documented function; timing-free).
@@ -78,14 +84,33 @@ endmodule
 
 
 def _ternary_adder_module(top: str) -> str:
-    """The ternary adder module of the design ``top`` (its AMD/Xilinx cells, one per bit)."""
+    """The ternary adder module of the design ``top``: its AMD/Xilinx cells (one ``LUT6_2`` per
+    bit and a ``CARRY4`` per four bits), or, where :data:`BEHAVIOURAL_ADDERS_MACRO` is defined,
+    a behavioural body of the same function.
+
+    The behavioural body exists for simulation speed: Verilator evaluates the cells bit by bit,
+    ten times slower on the digits design than a plain ``+``. It computes what the cells compute
+    when ``INIT`` is one of :func:`ternary_init`'s: bits below ``START`` are ``a``'s; bits
+    ``[START, W)`` are the sum, modulo ``2**(W - START)``, of the three operands' slices, those
+    ``INIT`` inverts inverted, plus ``CARRY_SAVE_IN`` and ``CARRY_IN`` (the cells: each bit's
+    majority (``O5``) is a carry-save bit worth twice the bit, its XOR the sum bit, and the
+    carry chain adds the two words and ``CARRY_IN``). The inverted operands are read off
+    ``INIT`` itself (the only input pattern whose majority and its three neighbours' are all 0
+    is the inversion pattern), so the instances, and synthesis, stay as they are. For any other
+    ``INIT`` (an altered design) the two bodies differ: that is why the fast harness
+    (:mod:`hgq_rtl_sim.cell_proof`) defines the macro only after Yosys has proven both bodies
+    equal, for all inputs, for every parameter set the design instantiates. Synthesis and the
+    cocotb bench leave the macro undefined and see the cells.
+    """
     return f"""// y = a + b + c (mod 2**W), a subtracted operand given inverted: one LUT6_2 per bit
 // of [START, W) computes the majority of the three bits (O5, the carry-save bit) and their XOR with
 // the carry-save bit of the bit below (O6, the carry chain's propagate signal); the carry-save
 // bits are the chain's generate inputs. Bits below START are a's. Subtracted operands are
 // inverted by INIT (see rtl_gen.netlist_verilog.ternary_init); their +1s enter as CARRY_SAVE_IN
 // and CARRY_IN. Kept as its own module in synthesis: Yosys 0.70's ABC9 stops half way when it
-// maps logic around LUT6_2 cells in the same module.
+// maps logic around LUT6_2 cells in the same module. With the macro {BEHAVIOURAL_ADDERS_MACRO}
+// defined (the fast simulation harness, once Yosys has proven it equal to the cells for this
+// design's parameters), a behavioural body of the same function replaces the cells.
 (* keep_hierarchy *)
 module {_escaped(f"{top}.ternary_adder")}(a, b, c, y);
   parameter W = 2;
@@ -94,12 +119,29 @@ module {_escaped(f"{top}.ternary_adder")}(a, b, c, y);
   parameter CARRY_SAVE_IN = 0;
   parameter CARRY_IN = 0;
   localparam N = W - START;
-  localparam BLOCKS = (N + 3) / 4;
   input [W-1:0] a, b, c;
   output [W-1:0] y;
+  genvar j;
+`ifdef {BEHAVIOURAL_ADDERS_MACRO}
+  // the operands INIT inverts: the one pattern whose majority (INIT[7:0]: I3 = I4 = 0) is 0
+  // together with its three neighbours'
+  function [2:0] inverted_operands(input [63:0] init);
+    integer x;
+    begin
+      inverted_operands = 3'b000;
+      for (x = 0; x < 8; x = x + 1)
+        if (!init[x] && !init[x ^ 1] && !init[x ^ 2] && !init[x ^ 4])
+          inverted_operands = x[2:0];
+    end
+  endfunction
+  localparam [2:0] INVERTED = inverted_operands(INIT);
+  assign y[W-1:START] = (a[W-1:START] ^ {{N{{INVERTED[0]}}}})
+    + (b[W-1:START] ^ {{N{{INVERTED[1]}}}}) + (c[W-1:START] ^ {{N{{INVERTED[2]}}}})
+    + CARRY_SAVE_IN[0] + CARRY_IN[0];
+`else
+  localparam BLOCKS = (N + 3) / 4;
   wire [4*BLOCKS-1:0] p, m, o, co;
   wire [4*BLOCKS:0] generate_bits = {{m, CARRY_SAVE_IN[0]}};
-  genvar j;
   generate
     for (j = 0; j < 4 * BLOCKS; j = j + 1) begin : bits
       if (j < N) begin : lut
@@ -119,11 +161,14 @@ module {_escaped(f"{top}.ternary_adder")}(a, b, c, y);
           .DI(generate_bits[4*j+3:4*j]), .S(p[4*j+3:4*j]));
       end
     end
+  endgenerate
+  assign y[W-1:START] = o[N-1:0];
+`endif
+  generate
     if (START > 0) begin : low
       assign y[START-1:0] = a[START-1:0];
     end
   endgenerate
-  assign y[W-1:START] = o[N-1:0];
 endmodule
 """
 

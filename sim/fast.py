@@ -15,6 +15,12 @@ several harness processes that simulate side by side (one per CPU, at most
 ``==``) and checks each output's timing (:mod:`hgq_rtl_sim.fast_score`). The result is the
 :class:`~hgq_rtl_sim.result.VerifyResult` the cocotb bench gives.
 
+A design written with AMD/Xilinx ternary adder cells (``--family amd``) simulates their
+``LUT6_2``/``CARRY4`` models bit by bit, about ten times slower than plain ``+``; the harness
+simulates the adder module's behavioural body instead once Yosys has proven it equal to the
+cells for every parameter set the design instantiates (:mod:`hgq_rtl_sim.cell_proof`), and the
+cells, with a one-line note, otherwise.
+
 The cocotb bench (:func:`hgq_rtl_sim.runner.verify`) stays the reference bench: it drives random
 valid bubbles, sees X/Z values, checks the output handshake of stream designs, compares debug
 taps and records waveforms. This one is for volume.
@@ -71,6 +77,7 @@ def verify_fast(
     backpressure_probability: float = 0.0,
     seed: int = 0,
     workers: int | None = None,
+    behavioural_adders: bool = True,
 ) -> VerifyResult:
     """Simulate the design in *rtl_dir* on *inputs* with the C++ harness; compare with *expected*.
 
@@ -116,6 +123,11 @@ def verify_fast(
     workers:
         Parallel designs: harness processes that simulate side by side (default: one per CPU
         this process may use, at most :data:`MAX_WORKERS`). Stream designs use one.
+    behavioural_adders:
+        AMD/Xilinx ternary adder cells (``--family amd``): simulate their behavioural body
+        where Yosys has proven it equal to the cells for every parameter set the design uses
+        (the default; ``adder_proof.json`` in the build folder records the form), or always the
+        cells (``False``).
 
     Returns
     -------
@@ -153,6 +165,7 @@ def verify_fast(
         backpressure_probability=backpressure_probability,
         seed=seed,
         workers=workers,
+        behavioural_adders=behavioural_adders,
     )
 
 
@@ -167,6 +180,7 @@ def verify_fast_stream(
     backpressure_probability: float = 0.0,
     seed: int = 0,
     workers: int | None = None,
+    behavioural_adders: bool = True,
 ) -> VerifyResult:
     """:func:`verify_fast` on vectors that arrive in chunks ``(inputs, expected)``.
 
@@ -195,7 +209,12 @@ def verify_fast_stream(
     with _environment("verilator"), _work_dir(build_dir) as work:
         kept = rtl_dir if build_dir is None else None  # the work folder is removed afterwards
         build = build_harness(
-            rtl_dir, work / "fast_build", optimize=optimize, quiet=quiet, keep_log_beside=kept
+            rtl_dir,
+            work / "fast_build",
+            optimize=optimize,
+            quiet=quiet,
+            keep_log_beside=kept,
+            behavioural_adders=behavioural_adders,
         )
         log = work / "fast_harness.log"
         sim_started = time.perf_counter()

@@ -23,6 +23,7 @@ from typing import Any
 
 from hgq_rtl import processes
 
+from .cell_proof import AdderForm, AdderProof, choose_adder_form
 from .interface import input_buses, io_kind, output_bus, stream_layouts
 from .manifest import load_manifest
 from .result import SimulatorNotFoundError
@@ -46,6 +47,8 @@ OPT_BUILD = "-O0"
 MAKE_VARIABLES = {"OPT_GLOBAL": "-O2", "VM_PARALLEL_BUILDS": "0"}
 RUNTIME_OBJECTS = ("verilated.o", "verilated_threads.o")
 _STAMP = "hgq_rtl_fast_build.json"
+#: The ternary adders' form and proof (:class:`hgq_rtl_sim.cell_proof.AdderProof`, as JSON).
+_PROOF_RECORD = "adder_proof.json"
 _PCH_HEADER = "hgq_verilated.h"
 # Precompiles verilated.h with exactly the flags Vdut.mk gives the design's own C++ file.
 _PCH_MAKEFILE = f"""\
@@ -56,10 +59,12 @@ _PCH_MAKEFILE = f"""\
 
 @dataclass(frozen=True)
 class HarnessBuild:
-    """A built harness: the executable, and the seconds the build took (0 when reused)."""
+    """A built harness: the executable, the seconds the build took (0 when reused), and the
+    body of the ternary adders it simulates (with the proof that allowed it)."""
 
     executable: Path
     seconds: float
+    adders: AdderProof
 
 
 def build_harness(
@@ -69,6 +74,7 @@ def build_harness(
     optimize: bool = True,
     quiet: bool = False,
     keep_log_beside: Path | None = None,
+    behavioural_adders: bool = True,
 ) -> HarnessBuild:
     """Build the harness of the design in *rtl_dir* into *build_dir*, or reuse the build there.
 
@@ -76,6 +82,10 @@ def build_harness(
     Verilator's run-time library and a precompiled ``verilated.h`` are built once per
     Verilator, compiler and flags and kept in ``$XDG_CACHE_HOME/hgq-rtl`` (or, where that cannot
     be written, in *build_dir*); a design then compiles as one C++ file next to the harness.
+    A design with AMD/Xilinx ternary adder cells is simulated with their behavioural body once
+    Yosys has proven it equal to the cells for every parameter set the design uses, else with
+    the cells (:func:`hgq_rtl_sim.cell_proof.choose_adder_form`); ``adder_proof.json`` in
+    *build_dir* records which.
 
     Parameters
     ----------
@@ -91,11 +101,16 @@ def build_harness(
     keep_log_beside:
         When *build_dir* is temporary: a failed build's log is kept beside this folder, as
         ``<name>.build-failed.log``.
+    behavioural_adders:
+        Simulate AMD/Xilinx ternary adders with their behavioural body where it is proven equal
+        to the cells (the default), or always with the cells (``False``: about ten times slower
+        on the digits design; a second opinion).
 
     Returns
     -------
     HarnessBuild
-        The executable and the seconds spent building (0 when an earlier build was reused).
+        The executable, the seconds spent building (0 when an earlier build was reused; the
+        proof's seconds included), and the ternary adders' form.
 
     Raises
     ------
@@ -115,9 +130,16 @@ def build_harness(
     with _environment("verilator"):
         source = render_harness(manifest)
         verilator = shutil.which("verilator")
+        started = time.perf_counter()
+        build_dir.mkdir(parents=True, exist_ok=True)
+        verilog = rtl_dir / manifest["verilog"]
+        adders = choose_adder_form(verilog, build_dir, behavioural=behavioural_adders)
+        if adders.form is not AdderForm.NONE:
+            say(adders.summary())
+        (build_dir / _PROOF_RECORD).write_text(json.dumps(adders.to_json()))
         settings = {
             "verilator": _file_identity(verilator),
-            "verilator_args": list(FAST_VERILATOR_ARGS),
+            "verilator_args": [*FAST_VERILATOR_ARGS, *adders.defines],
             "make": {**MAKE_VARIABLES, "OPT_FAST": OPT_RUN if optimize else OPT_BUILD},
             "python": sys.executable,  # Verilator's build folders remember absolute paths
         }
@@ -129,25 +151,24 @@ def build_harness(
         executable = build_dir / "obj" / "harness"
         if _read_json(build_dir / _STAMP) == stamp and executable.is_file():
             say(f"reusing the fast harness of {manifest['top']} in {build_dir}")
-            return HarnessBuild(executable, 0.0)
+            return HarnessBuild(executable, 0.0, adders)
         missing = [tool for tool in ("make", "c++") if shutil.which(tool) is None]
         if missing:
             raise SimulatorNotFoundError(
                 f"{' and '.join(missing)} not found: the fast harness needs make and a C++ "
                 "compiler (apt-get install make g++)"
             )
-        started = time.perf_counter()
         (build_dir / _STAMP).unlink(missing_ok=True)
         for stale in ("obj", "tmp"):
             shutil.rmtree(build_dir / stale, ignore_errors=True)
-        build_dir.mkdir(parents=True, exist_ok=True)
         (build_dir / "harness.cpp").write_text(source)
         build_log = build_dir / "build.log"
         say(f"building the fast harness of {manifest['top']} (log: {build_log})")
         obj = build_dir / "obj"
         with build_log.open("w") as log:
+            log.write(f"# {adders.summary()}\n")
             command = [str(verilator), "--cc", "--exe", "--prefix", "Vdut", "--Mdir", "obj"]
-            command += ["--top-module", manifest["top"], *FAST_VERILATOR_ARGS]
+            command += ["--top-module", manifest["top"], *settings["verilator_args"]]
             command += [str(rtl_dir / manifest["verilog"]), "harness.cpp", "-o", "harness"]
             logged = (log, build_log, keep_log_beside)
             _run_logged(command, build_dir, *logged)
@@ -162,7 +183,7 @@ def build_harness(
         seconds = time.perf_counter() - started
         (build_dir / _STAMP).write_text(json.dumps(stamp))
         say(f"built in {seconds:.1f} s")
-        return HarnessBuild(executable, seconds)
+        return HarnessBuild(executable, seconds, adders)
 
 
 def render_harness(manifest: dict[str, Any]) -> str:
