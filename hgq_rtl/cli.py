@@ -218,7 +218,9 @@ def _add_rtl_options(p: argparse.ArgumentParser) -> None:
         choices=("amd", "portable"),
         default="amd",
         help="target family: amd (default; three-input adders as AMD/Xilinx LUT6_2 + CARRY4 "
-        "cells) or portable (two-input adders in plain Verilog, for ECP5, iCE40, ASIC flows)",
+        "cells, registers placed by UltraScale+-like delays) or portable (two-input adders in "
+        "plain Verilog, for ECP5, iCE40, ASIC flows; registers placed by delays fitted to "
+        "nextpnr-ecp5)",
     )
     g.add_argument(
         "--writer",

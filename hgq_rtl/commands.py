@@ -101,6 +101,7 @@ def _rtl_options(args: argparse.Namespace):
         io=args.io,
         pixels_per_beat=args.pixels_per_beat,
         latency=args.latency,
+        family=args.family,  # its delay model places the registers
     )
 
 

@@ -17,6 +17,12 @@ from itertools import count
 
 from hgq_rtl.ir.fixed import bits_for_range
 
+#: LUTs that a second subtracted operand adds to a three-input adder: its ``+1`` enters as the
+#: carry chain's carry-in, which Yosys ``synth_xilinx`` maps with two inverter cells (on the
+#: digits design, 91 such adders and 182 INV cells). A single subtraction costs none (its ``+1``
+#: is the carry-save input of the lowest bit).
+SECOND_SUBTRACTION_LUTS = 2
+
 
 def csd(value: int) -> list[tuple[int, int]]:
     """Canonical signed-digit form of ``value``: ``[(position, +1 or -1), ...]``, LSB first.
@@ -116,13 +122,13 @@ class RangeModel:
         shift = (magnitude & -magnitude).bit_length() - 1 if magnitude else 0
         return self.finish(Node("const", shift, value < 0, {}, value))
 
-    def add(self, *operands: Node) -> Node:
+    def add(self, *operands: Node, choose_sign: bool = False) -> Node:
         """Sum of two or three nodes: ``a ± b (± c)``.
 
-        The node is negative only when all its operands are (their magnitudes are added), so a
-        negative value is never made where a positive one can be: a negative root costs a
-        negation in the requantizer. Otherwise the negative operands are subtracted (at most
-        two of three). Operands come added ones first, subtracted ones last.
+        The node is negative when all its operands are (their magnitudes are added), and, with
+        ``choose_sign``, when two of three are and negating it costs fewer LUTs
+        (:func:`negated_is_cheaper`); the operands whose sign differs from the node's are
+        subtracted. Operands come added ones first, subtracted ones last.
         """
         if not 2 <= len(operands) <= 3:
             raise ValueError(f"an adder takes 2 or 3 operands, not {len(operands)}")
@@ -132,7 +138,10 @@ class RangeModel:
                 coefficients[j] = coefficients.get(j, 0) + c
         coefficients = {j: c for j, c in coefficients.items() if c}
         shift = min(op.shift for op in operands)
-        negative = all(op.negative for op in operands)
+        negatives = sum(op.negative for op in operands)
+        negative = negatives == len(operands) or (
+            choose_sign and negatives == 2 and negated_is_cheaper(operands)
+        )
         ordered = tuple(sorted(operands, key=lambda op: op.negative != negative))
         node = Node(
             "add",
@@ -144,6 +153,23 @@ class RangeModel:
             subtract=ordered[-1].negative != negative,
         )
         return self.finish(node)
+
+
+def negated_is_cheaper(operands: tuple[Node, ...]) -> bool:
+    """For three operands of which two are negative: whether their sum costs fewer LUTs built
+    negated (``-(a + b - c)``, the positive operand subtracted) than as it is (``c - a - b``).
+
+    Two subtractions cost :data:`SECOND_SUBTRACTION_LUTS` more than one. And the bits of the
+    lowest operand below the next one's shift pass through without a LUT only when that operand
+    is added (:func:`rtl_gen.netlist_verilog.write_verilog`'s ternary adder): built as it is,
+    they cost a LUT each when the lowest operand is negative; negated, when it is positive. The
+    negated node's consumers subtract it, which their own choice weighs in turn.
+    """
+    lowest, second = sorted(operands, key=lambda op: op.shift)[:2]
+    gap = second.shift - lowest.shift
+    as_is = SECOND_SUBTRACTION_LUTS + (gap if lowest.negative else 0)
+    negated = 0 if lowest.negative else gap
+    return negated < as_is
 
 
 @dataclass
@@ -187,10 +213,28 @@ def plan_sum(
     groups neighbours, so operands with similar alignment meet and adders stay narrow.
 
     With ``arity=3`` (ternary adders), a level's last two nodes wait for the next level
-    instead of taking a two-input adder of their own, unless they are all that is left.
+    instead of taking a two-input adder of their own, unless they are all that is left, and the
+    adders below the root choose their sign (:meth:`RangeModel.add`). A negative root costs a
+    negation in the requantizer: a sum whose root comes out negative is planned again without
+    the choice, so only a sum of negative terms has one.
     """
     if arity not in (2, 3):
         raise ValueError(f"arity must be 2 or 3, not {arity!r}")
+    plan = _plan_levels(ranges, leaves, depth_of, arity, choose_signs=arity == 3)
+    if plan.root.negative and arity == 3:
+        plan = _plan_levels(ranges, leaves, depth_of, arity, choose_signs=False)
+    return plan
+
+
+def _plan_levels(
+    ranges: RangeModel,
+    leaves: list[Node],
+    depth_of: Callable[[Node], int] | None,
+    arity: int,
+    choose_signs: bool,
+) -> SumPlan:
+    """:func:`plan_sum`'s levels, the adders below the root choosing their sign when
+    ``choose_signs``."""
     depth_of = depth_of or (lambda node: 0)
     if not leaves:
         leaves = [ranges.const(0)]
@@ -203,7 +247,11 @@ def plan_sum(
         if len(ready) >= 2:
             current = sorted(ready, key=lambda n: (n.shift, n.width, n.ident))
             groups = len(current) // arity
-            ready = [ranges.add(*current[k * arity : (k + 1) * arity]) for k in range(groups)]
+            choose = choose_signs and (bool(waiting) or len(current) > arity)  # not the root
+            ready = [
+                ranges.add(*current[k * arity : (k + 1) * arity], choose_sign=choose)
+                for k in range(groups)
+            ]
             rest = current[groups * arity :]
             if len(rest) == 2 and not ready and not waiting:
                 ready, rest = [ranges.add(*rest)], []

@@ -28,6 +28,7 @@ from .identifiers import check_module_name
 from .netlist_verilog import check_direct_writer, write_verilog
 from .network import NetworkComponent
 from .schedule import register_stages
+from .timing import family_delay_model
 
 MANIFEST_SCHEMA = "hgq-rtl-manifest"
 MANIFEST_VERSION = 1
@@ -86,6 +87,10 @@ class RtlOptions:
     ``pixels_per_beat``: pixels of a row per input beat of a stream (default 1; it must divide
     the input's width, and needs a streamed design): each convolution then evaluates several
     copies of its kernel per beat (:mod:`rtl_gen.stream.wide`).
+    ``family``: the target family whose delay model places the registers with ``clock_ns`` or
+    ``latency`` (:data:`rtl_gen.timing.FAMILY_DELAY_MODELS`): ``"amd"`` (the default,
+    UltraScale+-like constants) or ``"portable"`` (constants fitted to nextpnr-ecp5). It
+    chooses the timing only; the adders and cells are the options above.
     """
 
     adder_levels_per_stage: int = DEFAULT_ADDER_LEVELS_PER_STAGE
@@ -100,8 +105,10 @@ class RtlOptions:
     pixels_per_beat: int = 1
     latency: int | None = None
     writer_fallback: bool = False
+    family: str = "amd"
 
     def __post_init__(self) -> None:
+        family_delay_model(self.family)  # refuses an unknown family
         if self.latency is not None and (type(self.latency) is not int or self.latency < 1):
             raise ValueError(f"latency must be a positive integer, not {self.latency!r}")
         if self.io not in IO_MODES:
@@ -197,6 +204,7 @@ def build(ir: IRModel, options: RtlOptions | None = None) -> NetworkComponent:
         clock_ns=options.clock_ns,
         ternary=options.ternary_adders,
         latency=options.latency,
+        delay_model=family_delay_model(options.family),
     )
 
 
@@ -318,6 +326,9 @@ def manifest(
             "writer": VerilogWriter(writer).value,
             "ternary_adders": component.ternary,
             "xilinx_primitives": xilinx_primitives,
+            "delay_model": (
+                component.delay_model.describe() if component.clock_ns is not None else None
+            ),
         },
         "model": MODEL_SUBDIR,
         "hashes": {
@@ -381,6 +392,7 @@ def _build_stream(ir: IRModel, name: str, options: RtlOptions):
             clock_ns=options.clock_ns,
             share=options.share_subexpressions,
             ternary=options.ternary_adders,
+            delay_model=family_delay_model(options.family),
         ),
         pixels_per_beat=options.pixels_per_beat,
     )
@@ -415,6 +427,11 @@ def _stream_manifest(design, ir: IRModel, name: str, text: str, model_hash: str,
             "writer": VerilogWriter.AMARANTH.value,
             "ternary_adders": options.ternary_adders,
             "pixels_per_beat": options.pixels_per_beat,
+            "delay_model": (
+                family_delay_model(options.family).describe()
+                if options.clock_ns is not None
+                else None
+            ),
         },
         "model": MODEL_SUBDIR,
         "hashes": {

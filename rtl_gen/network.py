@@ -34,7 +34,7 @@ from .components import DEFAULT_ADDER_LEVELS_PER_STAGE, BusLayout, DenseComponen
 from .identifiers import TOP_PORTS, input_ports, tap_ports
 from .lookup import ROM_MIN_BITS, LookupComponent
 from .schedule import fit_latency, schedule_network
-from .timing import DelayModel, check_pipelining
+from .timing import AMD, DelayModel, check_pipelining
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class BlockOptions:
     share: bool = True
     ternary: bool = False
     rom_min_bits: int = ROM_MIN_BITS
-    delay_model: DelayModel = DelayModel()
+    delay_model: DelayModel = AMD
 
 
 Block = (
@@ -145,7 +145,9 @@ class NetworkComponent(wiring.Component):
         Take exactly this many cycles: the delay-model schedule at ``clock_ns`` or, without it,
         at the shortest period that takes no more (:func:`~rtl_gen.schedule.fit_latency`).
     delay_model
-        The :class:`~rtl_gen.timing.DelayModel` of the schedule (default: UltraScale+-like).
+        The :class:`~rtl_gen.timing.DelayModel` of the schedule (default:
+        :data:`~rtl_gen.timing.AMD`; :func:`rtl_gen.emit.build` takes the one of
+        ``RtlOptions.family``).
 
     Raises
     ------
@@ -175,7 +177,7 @@ class NetworkComponent(wiring.Component):
         self.adder_levels_per_stage = adder_levels_per_stage
         self.share = share
         self.ternary = ternary
-        self.delay_model = delay_model or DelayModel()
+        self.delay_model = delay_model or AMD
         options = BlockOptions(
             adder_levels_per_stage, clock_ns, share, ternary, rom_min_bits, self.delay_model
         )

@@ -27,7 +27,7 @@ from typing import Any
 
 from hgq_rtl.ir.model import IRModel
 
-from .timing import DelayModel
+from .timing import AMD, DelayModel
 
 #: A clock period long enough for any network's logic: the schedule with the fewest cycles.
 UNBOUNDED_NS = 1e9
@@ -106,7 +106,7 @@ def fit_latency(
     """
     if not isinstance(latency, int) or isinstance(latency, bool) or latency < 1:
         raise ValueError(f"latency must be a positive integer, not {latency!r}")
-    model = model or DelayModel()
+    model = model or AMD
 
     def at(period: float) -> NetworkSchedule:
         return schedule_network(ir, blocks, register_inputs, period)

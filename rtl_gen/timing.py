@@ -12,7 +12,7 @@ advance level by level (the comparators of max pooling) are cut between levels
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from .adder_tree import Node
@@ -28,17 +28,29 @@ class Plan(Protocol):
 
 @dataclass(frozen=True)
 class DelayModel:
-    """A first-order timing model for placing pipeline registers (defaults: UltraScale+-like).
+    """A first-order timing model for placing pipeline registers (defaults: :data:`AMD`).
 
     An adder of ``w`` output bits takes ``level_ns + bit_ns * w`` (a LUT level plus its carry
     chain), a three-input adder one LUT level more (each bit's LUT reads the carry-save bit of
     the bit below); a requantizer with a ReLU or SAT mux takes ``level_ns``; every register
-    costs ``register_ns`` (clock-to-out + setup) of the period.
+    costs ``register_ns`` (clock-to-out + setup) of the period. ``name`` says where the
+    constants came from (recorded in the manifest); it takes no part in comparisons, so a
+    refitted model equal in its constants is the same model.
     """
 
     level_ns: float = 0.45
     bit_ns: float = 0.015
     register_ns: float = 0.35
+    name: str = field(default="custom", compare=False)
+
+    def describe(self) -> dict[str, str | float]:
+        """The manifest's ``delay_model``: the model's name and its three constants."""
+        return {
+            "name": self.name,
+            "level_ns": self.level_ns,
+            "bit_ns": self.bit_ns,
+            "register_ns": self.register_ns,
+        }
 
     def adder(self, width: int, operands: int = 2) -> float:
         return self.level_ns * (operands - 1) + self.bit_ns * width
@@ -55,6 +67,30 @@ class DelayModel:
     def budget(self, clock_ns: float) -> float:
         """The logic delay a register-to-register path may have at ``clock_ns``."""
         return clock_ns - self.register_ns
+
+
+#: AMD/Xilinx UltraScale+: first-order guesses (a LUT6 level ~0.45 ns with its routing, a
+#: CARRY8 bit ~15 ps, clock-to-out + setup ~0.35 ns), not fitted: no Vivado timing is available
+#: here. The model of ``--family amd`` (the three-input adders as LUT6_2 + CARRY4 cells).
+AMD = DelayModel(0.45, 0.015, 0.35, name="amd-ultrascale-plus-guess")
+
+#: Lattice ECP5 (LFE5U-85F, speed 6): fitted by ``benchmarks/delay_model.py`` (non-negative least
+#: squares) to nextpnr-ecp5's Fmax on 20 designs (8x8 and 16x16 matrices of 4- and 8-bit
+#: weights, a register every 1, 2, 3, 4 or 6 adder levels, two-input adders in portable
+#: Verilog): predicted Fmax within 11 % of nextpnr's on every design, 13.7 % at worst
+#: leave-one-out. ``--measured FILE`` refits it. The model of ``--family portable``.
+ECP5 = DelayModel(1.871, 0.0723, 1.045, name="ecp5-nextpnr-fitted")
+
+#: The delay model of each target family (``RtlOptions.family``, ``hgq-rtl --family``).
+FAMILY_DELAY_MODELS: dict[str, DelayModel] = {"amd": AMD, "portable": ECP5}
+
+
+def family_delay_model(family: str) -> DelayModel:
+    """The delay model that places registers for ``family`` (:data:`FAMILY_DELAY_MODELS`)."""
+    if family not in FAMILY_DELAY_MODELS:
+        choices = ", ".join(repr(f) for f in FAMILY_DELAY_MODELS)
+        raise ValueError(f"family must be one of {choices}, not {family!r}")
+    return FAMILY_DELAY_MODELS[family]
 
 
 def check_pipelining(adder_levels_per_stage: object, clock_ns: object) -> None:
@@ -135,7 +171,7 @@ def level_boundaries(
     depth = len(level_delays)
     if clock_ns is None:
         return list(range(levels_per_stage, depth, levels_per_stage)), 0.0
-    budget = (model or DelayModel()).budget(clock_ns)
+    budget = (model or AMD).budget(clock_ns)
     boundaries, elapsed = [], start_ns
     for level, delay in enumerate(level_delays):
         if elapsed > 0 and elapsed + delay > budget:

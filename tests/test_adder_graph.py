@@ -259,3 +259,87 @@ def test_rounds_batch_several_choices():
     _, ranges, outputs, inputs = _random_terms(8, outputs=32, inputs=32)
     graph = Counting(ranges, outputs, inputs, max_depth=3)
     assert len(rounds) < len(graph.shared) / 2
+
+
+def _sum_value(node: Node, x: list[int]) -> int:
+    """The value of an adder of any arity from its operands' values, the way the hardware
+    builds it: the operands' signals aligned and added or subtracted, the result negated when
+    the node is negative."""
+    signal = 0
+    for op, subtracted in zip(node.operands, node.subtracted, strict=True):
+        sign = -1 if op.negative else 1
+        own = sign * sum(c * x[j] for j, c in op.coefficients.items()) >> op.shift
+        term = own << (op.shift - node.shift)
+        signal += -term if subtracted else term
+    return (-signal if node.negative else signal) << node.shift
+
+
+def test_two_negative_operands_of_three_are_negated_where_that_costs_fewer_luts():
+    """``a - b - c`` costs two carry-in LUTs more than ``-(b + c - a)``, and the lowest
+    operand's bits below the next one's pass through only when it is added: asked to choose its
+    sign, the sum is negated where that is cheaper (else never), and its value stays exact."""
+    ranges = RangeModel([-8, -8, -8], [7, 7, 7])
+    x = ranges.leaf
+
+    def three(low: tuple[int, int], *others: tuple[int, int], choose: bool = True) -> Node:
+        leaves = [x(0, low[0], low[1])] + [x(j + 1, s, d) for j, (s, d) in enumerate(others)]
+        return ranges.add(*leaves, choose_sign=choose)
+
+    narrow = three((0, 1), (1, -1), (1, -1))  # lowest added, gap 1: negated costs 1 LUT, not 2
+    assert narrow.negative and sum(narrow.subtracted) == 1
+    wide = three((0, 1), (3, -1), (3, -1))  # gap 3: three bits lost, two LUTs saved: kept
+    assert not wide.negative and sum(wide.subtracted) == 2
+    low_negative = three((0, -1), (2, 1), (2, -1))  # negated, the lowest operand is added
+    assert low_negative.negative and not low_negative.subtracted[0]
+    unchosen = three((0, 1), (1, -1), (1, -1), choose=False)
+    assert not unchosen.negative and sum(unchosen.subtracted) == 2
+    rng = np.random.default_rng(0)
+    for node in (narrow, wide, low_negative, unchosen):
+        expected = dict(node.coefficients)
+        for v in rng.integers(-8, 8, size=(50, 3)).tolist():
+            value = _sum_value(node, v)
+            assert value == sum(c * v[j] for j, c in expected.items())
+            signal = (-value if node.negative else value) >> node.shift
+            assert node.lo <= signal <= node.hi  # the signal fits the node's width
+
+
+def test_ternary_plans_need_fewer_luts_with_the_sign_choice(monkeypatch):
+    """On random layers, choosing the sign of two-negative sums lowers the plan's LUT count
+    (a LUT per adder bit above the pass-through ones, two per second subtraction), the
+    double subtractions fall, only sums of negative terms have a negative root (a negation in
+    the requantizer), and the design stays bit-exact in Amaranth."""
+    from hgq_rtl.ir import reference
+    from hgq_rtl.ir.random import random_model
+    from rtl_gen import adder_tree
+    from rtl_gen.emit import RtlOptions, build
+    from rtl_gen.simulate import simulate
+
+    def luts(plan: DensePlan) -> tuple[int, int]:
+        total = doubles = 0
+        for adder in plan.adders():
+            shifts = sorted(op.shift - adder.shift for op in adder.operands)
+            lowest = min(adder.operands, key=lambda op: op.shift)
+            low = adder.subtracted[adder.operands.index(lowest)]
+            total += adder.width - (0 if low else min(shifts[1], adder.width - 1))
+            if sum(adder.subtracted) == 2:
+                doubles += 1
+                total += adder_tree.SECOND_SUBTRACTION_LUTS
+        return total, doubles
+
+    ir = random_model(np.random.default_rng(5), (24, 16, 8), name="m")
+    options = RtlOptions(ternary_adders=True)
+    chosen = build(ir, options)
+    monkeypatch.setattr(adder_tree, "negated_is_cheaper", lambda operands: False)
+    plain = build(ir, options)
+    for with_choice, without in zip(chosen.layers, plain.layers, strict=True):
+        (cost, doubles), (plain_cost, plain_doubles) = luts(with_choice.plan), luts(without.plan)
+        assert cost < plain_cost and doubles < plain_doubles
+    negated = [
+        a for b in chosen.layers for a in b.plan.adders() if a.negative and len(a.operands) == 3
+    ]
+    assert negated, "no sum was negated: the test does not exercise the choice"
+    for neuron in (n for b in chosen.layers for n in b.plan.neurons):
+        if neuron.tree.root.negative:
+            assert all(c < 0 for c in neuron.tree.root.coefficients.values())
+    x = reference.random_inputs(ir.input, 300, np.random.default_rng(1))
+    assert np.array_equal(simulate(chosen, x), reference.run(ir, x))

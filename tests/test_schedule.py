@@ -17,10 +17,10 @@ from hgq_rtl.ir.model import IRModel
 from hgq_rtl.ir.random import random_graph, random_model, random_two_inputs
 from hgq_rtl.verification import verify_design
 from rtl_gen.components import DenseComponent
-from rtl_gen.emit import RtlOptions, emit, resolve_writer
+from rtl_gen.emit import RtlOptions, build, emit, resolve_writer
 from rtl_gen.network import NetworkComponent
 from rtl_gen.simulate import simulate
-from rtl_gen.timing import DelayModel
+from rtl_gen.timing import AMD, ECP5, DelayModel
 
 
 def _vectors(component: NetworkComponent, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -316,3 +316,61 @@ def test_critical_path_fits_the_period_it_was_placed_for(ternary: bool) -> None:
     slow = DelayModel(level_ns=1.0, bit_ns=0.1, register_ns=1.0)
     ns, levels, bits = DenseComponent(ir.layers[0], ir.input, clock_ns=2.5).critical_path(slow)
     assert ns == pytest.approx(levels * 1.0 + bits * 0.1 + 1.0) and ns > 2.5
+
+
+def test_the_portable_family_schedules_with_the_ecp5_model(tmp_path: Path) -> None:
+    """``family="portable"``: the ECP5 constants (fitted to nextpnr-ecp5) place the registers,
+    more of them than the AMD ones at the same period since every ECP5 adder is slower; the
+    design stays bit-exact and every path meets the period by the ECP5 model; the manifest
+    names the model. An unknown family is refused."""
+    ir = _chain()
+    portable = build(ir, RtlOptions(clock_ns=5.0, family="portable"))
+    amd = build(ir, RtlOptions(clock_ns=5.0))
+    assert portable.delay_model == DelayModel(1.871, 0.0723, 1.045) and amd.delay_model == AMD
+    assert ECP5.adder(14) == pytest.approx(1.871 + 14 * 0.0723)  # one 14-bit adder's LUT + carry
+    assert ECP5.budget(5.0) == pytest.approx(5.0 - 1.045)
+    assert portable.latency > amd.latency
+    assert _mismatches(portable) == 0 and _observed_latency(portable) == portable.latency
+    budget = ECP5.budget(5.0)
+    for block in portable.layers:
+        for adder in block.plan.adders():
+            _, finish = block.timing[adder.ident]
+            assert finish <= budget or finish == ECP5.adder(adder.width, len(adder.operands))
+        assert block.output_ns <= budget and block.critical_path()[0] <= 5.0 + 1e-9
+    # a layer in one stage: its predicted path is its LUT levels and carry bits at ECP5 rates
+    layer = DenseComponent(ir.layers[0], ir.input, clock_ns=1e6, delay_model=ECP5)
+    ns, levels, bits = layer.critical_path()
+    assert layer.latency == 1 and levels > 1
+    assert ns == pytest.approx(levels * 1.871 + bits * 0.0723 + 1.045)
+    document = emit(ir, tmp_path / "rtl", RtlOptions(clock_ns=5.0, family="portable"))
+    assert document["options"]["delay_model"] == {
+        "name": "ecp5-nextpnr-fitted",
+        "level_ns": 1.871,
+        "bit_ns": 0.0723,
+        "register_ns": 1.045,
+    }
+    assert document["latency_cycles"] == portable.latency
+    levels_only = emit(ir, tmp_path / "levels", RtlOptions(family="portable"))
+    assert levels_only["options"]["delay_model"] is None  # no delay model placed its registers
+    with pytest.raises(ValueError, match="family must be one of 'amd', 'portable', not 'ice40'"):
+        RtlOptions(family="ice40")
+
+
+def test_cli_family_portable_places_registers_for_ecp5(tmp_path: Path) -> None:
+    """``hgq-rtl rtl --family portable --clock-ns N``: the ECP5 model's registers (more cycles
+    than ``--family amd`` at the same period), named in the manifest."""
+    from bad_inputs.helpers import cli
+
+    from hgq_rtl.ir import save
+
+    save(_chain(), tmp_path / "chain")
+    manifests = {}
+    for family in ("amd", "portable"):
+        out = tmp_path / family
+        args = ("rtl", tmp_path / "chain", "--out", out, "--clock-ns", "5", "--family", family)
+        result = cli(*args, "-q", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        manifests[family] = json.loads((out / "manifest.json").read_text())
+    assert manifests["amd"]["options"]["delay_model"]["name"] == "amd-ultrascale-plus-guess"
+    assert manifests["portable"]["options"]["delay_model"]["name"] == "ecp5-nextpnr-fitted"
+    assert manifests["portable"]["latency_cycles"] > manifests["amd"]["latency_cycles"]

@@ -40,6 +40,7 @@ from hgq_rtl.ir.model import IRModel
 from hgq_rtl.ir.spatial import ConvLayer, MaxPoolNdLayer
 
 from ..components import DEFAULT_ADDER_LEVELS_PER_STAGE, DenseComponent
+from ..timing import AMD, DelayModel
 from .collect import Collector, beat_order
 from .geometry import WindowGeometry
 from .pool import MaxTree
@@ -59,6 +60,7 @@ class DenseOptions:
     clock_ns: float | None = None
     share: bool = True
     ternary: bool = False
+    delay_model: DelayModel = AMD
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,7 @@ def _plan(
         "clock_ns": options.clock_ns,
         "share": options.share,
         "ternary": options.ternary,
+        "delay_model": options.delay_model,
     }
     shape = _input_shape(ir)
     channels, spatial = shape[0], shape[1:]
