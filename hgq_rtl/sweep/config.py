@@ -6,7 +6,9 @@ Sections (unknown sections and keys are refused, each by name):
 * ``[data]``: ``dataset`` (as ``hgq-rtl train --dataset``), optional ``path`` and ``seed`` (of
   the split).
 * ``[train]``: fixed :class:`TrainConfig` fields for every trial (``epochs``, ``batch_size``,
-  ``learning_rate``, ``beta`` ...).
+  ``learning_rate``, ``beta`` ...). A trial with ``arch = "cnn"`` takes
+  :data:`~hgq_rtl.train.config.CNN_DEFAULTS` for those of ``hidden``, ``epochs``,
+  ``batch_size`` and ``beta`` the file does not give, as ``hgq-rtl train --arch cnn`` does.
 * ``[space]``: the searched fields. A list is a grid axis (every value is tried with every value
   of the other axes); a table with one key is a random draw per trial: ``{loguniform = [lo,
   hi]}``, ``{uniform = [lo, hi]}``, ``{randint = [lo, hi]}`` (both ends included) or
@@ -35,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ..train.config import TRAIN_DEFAULTS, BetaSchedule, TrainConfig
+from ..train.config import CNN_DEFAULTS, TRAIN_DEFAULTS, BetaSchedule, TrainConfig
 
 #: TrainConfig fields a sweep file may set, in [train] or [space].
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -196,6 +198,10 @@ def parse_plan(document: dict[str, Any], base: Path = Path(".")) -> SweepPlan:
                 params[key] = _sample(key, *draws[key], rng)
             trial_id = f"t{len(trials):03d}"
             values = {**fixed_values, **params}
+            if values.get("arch") == "cnn":
+                for key, default in CNN_DEFAULTS.items():
+                    if key not in values:
+                        values[key] = BetaSchedule(default) if key == "beta" else default
             try:
                 config = TrainConfig(**values)
             except (TypeError, ValueError) as error:

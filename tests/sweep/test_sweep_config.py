@@ -99,3 +99,21 @@ def test_asha_grace_period_longer_than_the_trials_is_refused():
     }
     with pytest.raises(ValueError, match="budget.early_stopping.grace_period"):
         parse_plan(document)
+
+
+def test_cnn_trials_take_the_cnn_defaults_the_file_does_not_give():
+    from hgq_rtl.train.config import CNN_DEFAULTS
+
+    document = {
+        "data": {"dataset": "fashion_mnist"},
+        "train": {"arch": "cnn", "epochs": 2},
+        "space": {"batch_size": [32, 64]},
+    }
+    trials = parse_plan(document).trials
+    assert [t.config.batch_size for t in trials] == [32, 64]  # given: kept
+    for t in trials:
+        assert t.config.epochs == 2
+        assert t.config.hidden == CNN_DEFAULTS["hidden"]
+        assert t.config.beta.start == CNN_DEFAULTS["beta"]
+    mlp = parse_plan({"data": {"dataset": "digits"}}).trials[0].config
+    assert mlp.beta.start != CNN_DEFAULTS["beta"] and mlp.epochs != CNN_DEFAULTS["epochs"]
