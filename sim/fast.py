@@ -9,9 +9,10 @@
 the build settings stay the same), then streams the input vectors packed as 32-bit words
 through a pipe into the harness, one vector per clock with no bubbles (a stream design: its
 beats back to back, the output held back at random if asked), and reads back every output with
-the cycle it came out on. A parallel design's vectors are shared out, a piece at a time, among
-several harness processes that simulate side by side (one per CPU, at most
-:data:`MAX_WORKERS`). numpy compares every output element with the reference (integer
+the cycle it came out on. The vectors are shared out, a piece at a time, among several harness
+processes that simulate side by side (one per CPU, at most :data:`MAX_WORKERS`); a stream
+design's samples are independent, so each harness gets its pieces as one stream of its own,
+timed on its own. numpy compares every output element with the reference (integer
 ``==``) and checks each output's timing (:mod:`hgq_rtl_sim.fast_score`). The result is the
 :class:`~hgq_rtl_sim.result.VerifyResult` the cocotb bench gives.
 
@@ -44,7 +45,7 @@ from hgq_rtl import processes
 
 from .config import check_probability
 from .fast_build import build_harness
-from .fast_score import ParallelScorer, Piece, StreamScorer, new_counts
+from .fast_score import ParallelScorer, Piece, StreamScorer, new_counts, stream_piece_vectors
 from .interface import check_vectors, input_buses, io_kind, output_bus, stream_layouts
 from .manifest import load_manifest
 from .result import VerifyResult
@@ -56,7 +57,7 @@ __all__ = ["verify_fast", "verify_fast_stream", "SIMULATOR", "MAX_WORKERS"]
 SIMULATOR = "verilator-fast"
 RESET_CYCLES = 4
 DEFAULT_CHUNK = 1 << 16
-#: The most harness processes a parallel design's vectors are shared among by default.
+#: The most harness processes a design's vectors are shared among by default.
 MAX_WORKERS = 4
 _QUEUED_CHUNKS = 1  # packed pieces waiting for each harness's pipe
 _READ_BYTES = 1 << 20  # one read of the harness's output
@@ -95,7 +96,11 @@ def verify_fast(
     waits), its output taken with ``tready`` high or, with *backpressure_probability*, low at
     random; every sample's output beats must carry the reference, in order, with ``tlast`` on
     the last beat, and exactly N samples must come out. Without backpressure the timing is
-    checked too (as :func:`hgq_rtl_sim.runner.verify` does at full throughput).
+    checked too (as :func:`hgq_rtl_sim.runner.verify` does at full throughput). Its samples go
+    in pieces of at most 65,536 beats (and *chunk* samples) to the *workers* harnesses in turn;
+    each harness's pieces make one stream, reset once, whose timing is checked from sample to
+    sample as if it were the whole run: its first sample's latency, then the interval between
+    its consecutive samples (so a wrong latency counts once per harness).
 
     Not thread-safe: it sets ``PATH`` and ``MAKEFLAGS`` in ``os.environ`` for the duration of
     the call.
@@ -119,10 +124,11 @@ def verify_fast(
         Vectors packed and compared per step (bounds the memory of the step).
     backpressure_probability, seed:
         Stream designs: each cycle ``tready`` is low with this probability (0: always high),
-        drawn by a generator seeded with *seed*. Parallel designs ignore both.
+        drawn by a generator seeded with *seed* (the first harness; each other one's seed is
+        derived from *seed* and its index). Parallel designs ignore both.
     workers:
-        Parallel designs: harness processes that simulate side by side (default: one per CPU
-        this process may use, at most :data:`MAX_WORKERS`). Stream designs use one.
+        Harness processes that simulate side by side (default: one per CPU this process may
+        use, at most :data:`MAX_WORKERS`, and no more than there are pieces).
     behavioural_adders:
         AMD/Xilinx ternary adder cells (``--family amd``): simulate their behavioural body
         where Yosys has proven it equal to the cells for every parameter set the design uses
@@ -154,7 +160,7 @@ def verify_fast(
     n = inputs.shape[0]
     chunks = ((inputs[s : s + chunk], expected[s : s + chunk]) for s in range(0, n, chunk))
     if workers is None:  # no more harnesses than pieces
-        workers = min(_default_workers(), -(-n // chunk))
+        workers = min(_default_workers(), _piece_count(manifest, n, chunk))
     return verify_fast_stream(
         rtl_dir,
         chunks,
@@ -198,13 +204,17 @@ def verify_fast_stream(
         raise ValueError(f"workers must be a positive int or None, not {workers!r}")
     rtl_dir = Path(rtl_dir).resolve()
     manifest = load_manifest(rtl_dir)
-    if io_kind(manifest) == "stream":
+    workers = workers or _default_workers()
+    scorers: list[ParallelScorer] | list[StreamScorer]
+    if io_kind(manifest) == "stream":  # its timing checks run across a harness's samples
         layouts = stream_layouts(manifest)
-        scorer = StreamScorer(manifest, layouts, backpressure_probability, seed)
-        workers = 1  # its timing checks run across the samples
-    else:
-        scorer = ParallelScorer(manifest, input_buses(manifest), output_bus(manifest))
-        workers = workers or _default_workers()
+        scorers = [
+            StreamScorer(manifest, layouts, backpressure_probability, _worker_seed(seed, index))
+            for index in range(workers)
+        ]
+    else:  # one vector's check needs nothing from the one before: the scorer keeps no state
+        scorers = [ParallelScorer(manifest, input_buses(manifest), output_bus(manifest))]
+        scorers *= workers
     say = _Say(quiet)
     with _environment("verilator"), _work_dir(build_dir) as work:
         kept = rtl_dir if build_dir is None else None  # the work folder is removed afterwards
@@ -218,7 +228,7 @@ def verify_fast_stream(
         )
         log = work / "fast_harness.log"
         sim_started = time.perf_counter()
-        stream = _Stream(build.executable, scorer, log, workers)
+        stream = _Stream(build.executable, scorers, log)
         counts = stream.run(chunks, _Progress(total, say))
         sim_seconds = time.perf_counter() - sim_started
     result = VerifyResult(
@@ -242,9 +252,18 @@ def verify_fast_stream(
 
 class _Harness:
     """One harness process: a writer thread feeds it packed pieces, a reader thread collects
-    its output records; the scoring thread takes them from :attr:`outputs` in order."""
+    its output records; the scoring thread takes them from :attr:`outputs` in order and scores
+    them with the harness's own :attr:`scorer` (a stream design's keeps this harness's
+    timing)."""
 
-    def __init__(self, command: list[str], log: Path, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        scorer: ParallelScorer | StreamScorer,
+        command: list[str],
+        log: Path,
+        stop: threading.Event,
+    ) -> None:
+        self.scorer = scorer
         self.log = log
         self.stop = stop
         self.to_write: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=_QUEUED_CHUNKS)
@@ -252,6 +271,7 @@ class _Harness:
         self.buffer = bytearray()  # output bytes read but not yet scored
         self.ended = False  # the reader has put its b""
         self.driven = 0  # vectors of the pieces scored so far (this harness's vector index)
+        self.records = 0  # output records scored so far, extra ones included
         self.errors: list[BaseException] = []
         with log.open("wb") as stderr:
             self.process = processes.start(  # its own process group, killed with the command
@@ -325,24 +345,24 @@ class _Harness:
 
 
 class _Stream:
-    """One run: a producer thread packs each chunk's pieces and hands them to the *workers*
-    harness processes in turn (a stream design: one), and the calling thread scores every
-    piece's output records in the order of the pieces (the *scorer* knows the kind of design:
-    :mod:`hgq_rtl_sim.fast_score`). Each process has its own cycle count: its k-th vector is
-    driven on its cycle k."""
+    """One run: a producer thread packs each chunk's pieces and hands them to the harness
+    processes in turn, one per scorer of *scorers*, and the calling thread scores every piece's
+    output records in the order of the pieces, so the first failure found is the earliest in
+    the run (a scorer knows the kind of design: :mod:`hgq_rtl_sim.fast_score`). Each process
+    has its own cycle count (its k-th vector is driven on its cycle k) and its own scorer."""
 
     def __init__(
         self,
         executable: Path,
-        scorer: ParallelScorer | StreamScorer,
+        scorers: list[ParallelScorer] | list[StreamScorer],
         log: Path,
-        workers: int = 1,
     ) -> None:
-        self.command = [str(executable), *scorer.options(), "--reset-cycles", str(RESET_CYCLES)]
-        self.scorer = scorer
+        self.executable = executable
+        self.scorers = scorers
         self.log = log
-        self.workers = workers
+        self.workers = len(scorers)
         self.harnesses: list[_Harness] = []
+        self.failed_in: _Harness | None = None  # the harness of counts["first_failure"]
         # pieces waiting to be scored, with their harness (None: no more)
         self.to_score: queue.Queue[tuple[_Harness, Piece] | None] = queue.Queue()
         self.errors: list[BaseException] = []
@@ -353,9 +373,11 @@ class _Stream:
     ) -> dict[str, Any]:
         # started here, not in the producer thread: a fork while another thread of this
         # process is inside OpenBLAS (the reference's matrix products) can hang OpenBLAS
-        for index in range(self.workers):
+        for index, scorer in enumerate(self.scorers):
             log = self.log if index == 0 else self.log.with_suffix(f".{index}.log")
-            self.harnesses.append(_Harness(self.command, log, self.stop))
+            command = [str(self.executable), *scorer.options()]
+            command += ["--reset-cycles", str(RESET_CYCLES)]
+            self.harnesses.append(_Harness(scorer, command, log, self.stop))
         producer = threading.Thread(
             target=self._produce, args=(iter(chunks),), name="hgq-rtl-fast-produce", daemon=True
         )
@@ -383,24 +405,26 @@ class _Stream:
                     f"the fast harness failed (exit status {returncode})\n{_tail(harness.log, 20)}"
                 )
             summaries.append(summary)
-        summary = summaries[0] if len(summaries) == 1 else _sum_summaries(summaries)
-        if summary.get("stalled"):  # a stuck stream design: what came out is scored
-            if counts["first_failure"] is not None:
-                counts["first_failure"]["stalled_at_cycle"] = summary["cycles"]
-        elif summary["vectors"] != counts["vectors"] or summary["outputs"] != counts["outputs"]:
-            raise RuntimeError(
-                f"the fast harness drove {summary['vectors']} vectors and saw "
-                f"{summary['outputs']} outputs; {counts['vectors']} and {counts['outputs']} "
-                "were streamed"
-            )
-        self.scorer.finish(counts, summary)
+        for harness, summary in zip(self.harnesses, summaries, strict=True):
+            if summary.get("stalled"):  # a stuck stream design: what came out is scored
+                if counts["first_failure"] is not None and harness is self.failed_in:
+                    counts["first_failure"]["stalled_at_cycle"] = summary["cycles"]
+            elif summary["vectors"] != harness.driven or summary["outputs"] != harness.records:
+                name = "" if self.workers == 1 else f" {harness.log.name}"
+                raise RuntimeError(
+                    f"the fast harness{name} drove {summary['vectors']} vectors and saw "
+                    f"{summary['outputs']} outputs; {harness.driven} and {harness.records} "
+                    "were streamed"
+                )
+        for harness, summary in zip(self.harnesses, summaries, strict=True):
+            harness.scorer.finish(counts, summary)  # in turn: the earliest failure stays first
         return counts
 
     def _produce(self, chunks: Iterator[tuple[np.ndarray, np.ndarray]]) -> None:
         piece = 0
         try:
-            for inputs, expected in chunks:
-                for packed in self.scorer.pieces(inputs, expected):
+            for inputs, expected in chunks:  # the scorers cut and pack alike: the first does
+                for packed in self.scorers[0].pieces(inputs, expected):
                     if self.stop.is_set():
                         return
                     harness = self.harnesses[piece % self.workers]  # the pieces go round
@@ -415,12 +439,13 @@ class _Stream:
                 harness.put(harness.to_write, None)
 
     def _score_all(self, progress: _Progress) -> dict[str, Any]:
-        record_words = self.scorer.record_words
+        record_words = self.scorers[0].record_words
         record_bytes = 4 * record_words
-        per_vector = self.scorer.records_per_vector
+        per_vector = self.scorers[0].records_per_vector
         counts = new_counts()
         while (item := self.to_score.get()) is not None:
             harness, piece = item
+            failed = counts["first_failure"] is not None
             inputs, expected = piece.inputs, piece.expected
             need = expected.shape[0] * per_vector * record_bytes
             harness.take(need)
@@ -428,7 +453,7 @@ class _Stream:
             records = min(len(buffer), need) // record_bytes
             got = records // per_vector  # vectors with all their records
             view = np.frombuffer(buffer, dtype="<u4", count=got * per_vector * record_words)
-            self.scorer.score(counts, piece, view.reshape(-1, record_words), harness.driven)
+            harness.scorer.score(counts, piece, view.reshape(-1, record_words), harness.driven)
             del view  # releases the buffer, which can then shrink
             del buffer[: records * record_bytes]
             harness.driven += expected.shape[0]
@@ -441,16 +466,21 @@ class _Stream:
                     None,
                     list(range(expected.shape[1])),
                 )
+            if not failed and counts["first_failure"] is not None:
+                self.failed_in = harness
             counts["vectors"] += expected.shape[0]
             counts["outputs"] += records
             counts["missing"] += expected.shape[0] - got
+            harness.records += records
             progress.update(counts["vectors"])
         for harness in self.harnesses:  # what came out after the last vector's outputs
             harness.take(1 << 62)
             extra = len(harness.buffer) // record_bytes
             counts["outputs"] += extra
             counts["extra"] += extra
+            harness.records += extra
             if extra and counts["first_failure"] is None:
+                self.failed_in = harness
                 first = np.frombuffer(harness.buffer, dtype="<u4", count=record_words)
                 cycle = int(first[0]) | int(first[1]) << 32
                 counts["first_failure"] = failure_record(
@@ -459,9 +489,28 @@ class _Stream:
         return counts
 
 
-def _sum_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    """The vectors and outputs of several harnesses' summaries together."""
-    return {key: sum(int(s[key]) for s in summaries) for key in ("vectors", "outputs")}
+def _piece_count(manifest: dict[str, Any], n: int, chunk: int) -> int:
+    """How many pieces *n* vectors in chunks of *chunk* are cut into (as the scorers cut them),
+    so that no harness is started without a piece to simulate: a parallel design's chunk is
+    one piece, a stream design's chunk as many as its beats need."""
+    if io_kind(manifest) != "stream":
+        return -(-n // chunk)
+    step = stream_piece_vectors(stream_layouts(manifest))
+    whole, rest = divmod(n, chunk)
+    return whole * -(-chunk // step) + -(-rest // step)
+
+
+def _worker_seed(seed: int, index: int) -> int:
+    """The backpressure seed of harness *index*: *seed* itself for the first (one harness
+    behaves as it always has), then a splitmix64 mix of *seed* and the index, so that
+    harnesses, and runs with neighbouring seeds, draw unrelated ``tready`` patterns."""
+    if index == 0:
+        return seed
+    mask = (1 << 64) - 1
+    z = (seed + index * 0x9E3779B97F4A7C15) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return z ^ (z >> 31)
 
 
 def _default_workers() -> int:

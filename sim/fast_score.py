@@ -21,7 +21,7 @@ from .scoreboard import failure_record
 from .stream import StreamLayout
 from .stream_score import compare_samples, timing, timing_failure
 
-__all__ = ["ParallelScorer", "Piece", "StreamScorer", "new_counts"]
+__all__ = ["ParallelScorer", "Piece", "StreamScorer", "new_counts", "stream_piece_vectors"]
 
 DRAIN_MARGIN_CYCLES = 16
 #: Parallel designs: rows packed per step, so that the int64 rows stay in the CPU's cache.
@@ -38,6 +38,13 @@ class Piece(NamedTuple):
     expected: np.ndarray
     words: np.ndarray
     extra: Any
+
+
+def stream_piece_vectors(layouts: tuple[StreamLayout, StreamLayout]) -> int:
+    """Samples per piece of a stream design: at most :data:`STREAM_PIECE_BEATS` beats in or out,
+    and at least one sample. The caller counts the pieces from it, to start no more harnesses
+    than there are pieces to share among them."""
+    return max(1, STREAM_PIECE_BEATS // max(layouts[0].beats, layouts[1].beats))
 
 
 def new_counts() -> dict[str, Any]:
@@ -118,7 +125,13 @@ class ParallelScorer:
 class StreamScorer:
     """Stream designs: beats in with ``tvalid`` always high, the output's ``tready`` low at
     random with *backpressure* (timing checked only without); see
-    :mod:`hgq_rtl_sim.stream_score`."""
+    :mod:`hgq_rtl_sim.stream_score`.
+
+    A scorer follows one harness's stream of samples: its timing checks run from each of that
+    harness's samples to the next, so a run shared among several harnesses has one scorer per
+    harness (each with its own *seed*). It counts into the run's one set of counts and names a
+    failing sample by its index in the whole run.
+    """
 
     def __init__(
         self,
@@ -134,8 +147,11 @@ class StreamScorer:
         self.records_per_vector = self.output.beats
         self.record_words = 3 + self.output.n_words
         self.previous_last: int | None = None  # the last sample's last output beat's cycle
-        self.first_last: int | None = None  # sample 0's last output beat's cycle
-        self.first: tuple[Any, Any, Any] | None = None  # sample 0's inputs, expected, actual
+        # this harness's first sample: its last output beat's cycle, its index in the run and
+        # its inputs, expected and actual outputs (its latency is checked in finish())
+        self.first_last: int | None = None
+        self.first_index = 0
+        self.first: tuple[Any, Any, Any] | None = None
 
     def options(self) -> list[str]:
         beats = self.input.beats + self.output.beats
@@ -151,7 +167,7 @@ class StreamScorer:
         inputs = self.input.check_range(inputs)
         expected = self.output.check_range(expected)
         _same_length(inputs, expected)
-        step = max(1, STREAM_PIECE_BEATS // max(self.input.beats, self.output.beats))
+        step = stream_piece_vectors((self.input, self.output))
         for start in range(0, inputs.shape[0], step):
             piece = inputs[start : start + step]
             yield Piece(piece, expected[start : start + step], self.input.to_words(piece), None)
@@ -164,8 +180,14 @@ class StreamScorer:
         driven: int,
     ) -> None:
         """Compare the output beats *records* of the first ``len(records) / beats`` samples
-        of a *piece* (one harness: *driven*, its samples before the piece, is
-        ``counts["vectors"]``)."""
+        of a *piece*.
+
+        *driven* is the number of samples this scorer's harness was given before the piece
+        (its stream: the timing runs on from its previous sample, and its sample 0 is the
+        one whose latency counts); ``counts["vectors"]``, the samples of the whole run before
+        the piece, places the piece in the run for the failure record. With one harness the
+        two are equal.
+        """
         inputs, expected = piece.inputs, piece.expected
         n = records.shape[0] // self.output.beats
         offset = counts["vectors"]
@@ -183,12 +205,12 @@ class StreamScorer:
             beats = self.output.beats
             last = records[beats - 1 :: beats, :2].astype(np.int64)
             cycles = last[:, 0] | last[:, 1] << 32
-            if offset == 0:
-                self.first_last = int(cycles[0])
+            if driven == 0:
+                self.first_last, self.first_index = int(cycles[0]), offset
                 self.first = (inputs[0], expected[0], check.actual[0])
-            before = self.first_last if offset == 0 else self.previous_last
+            before = self.first_last if driven == 0 else self.previous_last
             late, observed, wanted = timing(cycles, before, False, self.latency, self.interval)
-            late[0] &= offset > 0  # sample 0's latency is checked in finish()
+            late[0] &= driven > 0  # the harness's sample 0: its latency is checked in finish()
             self.previous_last = int(cycles[-1])
             counts["latency_errors"] += int(late.sum())
         bad = mismatch | late
@@ -207,7 +229,9 @@ class StreamScorer:
             counts["first_failure"] = failure
 
     def finish(self, counts: dict[str, Any], summary: dict[str, Any]) -> None:
-        """Sample 0's latency, from the cycle the harness took the first input beat."""
+        """The latency of the harness's sample 0, from the cycle *summary* (that harness's)
+        says it took the first input beat; a wrong one becomes the first failure unless an
+        earlier sample of the run (or this one) already failed."""
         if self.first_last is None or summary.get("first_input_cycle", -1) < 0:
             return
         observed = self.first_last - int(summary["first_input_cycle"])
@@ -215,8 +239,13 @@ class StreamScorer:
             return
         counts["latency_errors"] += 1
         failure = counts["first_failure"]
-        if failure is None or (failure["index"] or 0) > 0:
-            counts["first_failure"] = timing_failure(0, observed, self.latency, *self.first)
+        index = self.first_index
+        if failure is None or (failure["index"] or 0) > index:
+            inputs, expected, actual = self.first
+            counts["first_failure"] = failure_record(
+                "latency", index, inputs, expected, actual, [],
+                expected_latency=self.latency, observed_latency=observed,
+            )  # fmt: skip
 
 
 def _pack(layout: InputBuses | BusLayout, values: np.ndarray) -> np.ndarray:

@@ -56,7 +56,9 @@ def test_the_harness_is_rendered_for_the_stream_ports(good: tuple) -> None:
 def test_passes_at_full_throughput_and_under_backpressure(good: tuple, samples: tuple) -> None:
     design, build = good
     x, y = samples
-    result = verify_fast(design, x, y, build_dir=build, quiet=True, optimize=False)
+    # one harness, whose log's summary counts every sample (several: tests/test_fast_stream_workers)
+    options = dict(build_dir=build, quiet=True, optimize=False, workers=1)
+    result = verify_fast(design, x, y, **options)
     assert result.passed, f"{result.summary()}\n{result.first_failure}"
     assert (result.vectors, result.mismatches, result.latency_errors) == (N_SAMPLES, 0, 0)
     log = (build / "fast_harness.log").read_text()
@@ -65,10 +67,7 @@ def test_passes_at_full_throughput_and_under_backpressure(good: tuple, samples: 
     assert summary["cycles"] < INTERVAL * N_SAMPLES + LATENCY + 64
     assert summary["beats"] == 4 * N_SAMPLES and summary["outputs"] == 2 * N_SAMPLES
 
-    result = verify_fast(
-        design, x, y, build_dir=build, quiet=True, optimize=False,
-        backpressure_probability=0.6, seed=1, chunk=7000,
-    )  # fmt: skip
+    result = verify_fast(design, x, y, backpressure_probability=0.6, seed=1, chunk=7000, **options)
     assert result.passed, f"{result.summary()}\n{result.first_failure}"
     assert result.build_seconds == 0 and result.vectors == N_SAMPLES
     summary = json.loads((build / "fast_harness.log").read_text().split("HGQ_FAST_RESULT ")[-1])
