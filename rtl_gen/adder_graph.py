@@ -12,6 +12,9 @@ bound keeps its critical path short.
 Exact widths survive sharing: every node is still a linear function of the independent inputs
 (:class:`~rtl_gen.adder_tree.RangeModel`), so its range is exact.
 
+With three-input adders in the output trees, :meth:`SharedAdderGraph.fill_spare_slots` then
+takes back the patterns whose every use fits a tree's free adder input (they save no adder).
+
 The terms, the table of pattern counts and the search for the most frequent pattern are in
 :class:`~rtl_gen.adder_patterns.PatternTable` (:mod:`rtl_gen.adder_patterns`, which also
 explains how the counting stays fast); this module makes the choices and builds the graph.
@@ -97,6 +100,8 @@ class SharedAdderGraph(PatternTable):
         self.variables: dict[int, Node] = dict(inputs)
         self.depth: dict[int, int] = dict.fromkeys(inputs, 0)
         self.shared: list[Node] = []
+        #: each shared variable's pattern ``(a, b, d, opposite)``: ``x_a ± (x_b << d)``
+        self.patterns: dict[int, tuple[int, int, int, bool]] = {}
         #: why nothing was shared although sharing was asked for (None: the planner ran)
         self.skipped: str | None = None
         pairs = pattern_pairs(outputs)
@@ -235,6 +240,7 @@ class SharedAdderGraph(PatternTable):
         variable = self._next
         self._next += 1
         self.variables[variable] = node
+        self.patterns[variable] = (a, b, d, bool(opposite))
         self.depth[variable] = 1 + max(self.depth[a], self.depth[b])
         self._var_depth[variable] = self.depth[variable]
         self._set_magnitude(variable, node)
@@ -264,6 +270,66 @@ class SharedAdderGraph(PatternTable):
                     added.append((output, slot, code, negative))
             holders.add(output)
         return variable
+
+    def fill_spare_slots(self, extra: list[int]) -> int:
+        """Unshare the patterns whose every use can fill a spare slot of a three-input tree.
+
+        A tree of three-input adders over ``n`` leaves takes ``ceil((n - 1) / 2)`` adders, so
+        when ``n`` is even its last adder has a free input: one more leaf costs no adder. A
+        shared pattern used once in each of some outputs with even ``n`` (and by no other
+        pattern) can therefore be written back as its two operands there, which drops its own
+        adder and adds none. Chosen widest pattern first (the most LUTs saved); each such
+        output's ``n`` turns odd, so it takes no second one. ``extra``: leaves of each output
+        beyond its terms (its constant). Returns the number of patterns unshared.
+
+        The frequency-first greedy cannot see this: it takes every pattern that occurs twice.
+        On the digits model (``hgq-rtl rtl`` defaults) 7 of its 231 patterns are taken back, 43
+        fewer LUTs by the plan's count (Yosys synth_xilinx: 4,417 -> 4,400 LUTs).
+        """
+        leaves = [len(terms) + e for terms, e in zip(self.outputs, extra, strict=True)]
+        in_patterns: dict[int, int] = {}
+        for a, b, _, _ in self.patterns.values():
+            for v in (a, b):
+                in_patterns[v] = in_patterns.get(v, 0) + 1
+        users: dict[int, list[int]] = {}
+        for i, terms in enumerate(self.outputs):
+            for t in terms:
+                if t.variable in self.patterns:
+                    users.setdefault(t.variable, []).append(i)
+        order = sorted(self.patterns, key=lambda v: (-self.variables[v].width, v))
+        dropped: set[int] = set()
+        for v in order:
+            outputs = users.get(v, [])
+            if in_patterns.get(v) or len(set(outputs)) != len(outputs):
+                continue
+            if any(leaves[i] % 2 for i in outputs):
+                continue
+            a, b, d, opposite = self.patterns[v]
+            rewritten = {}
+            for i in outputs:
+                terms = self.outputs[i]
+                (use,) = [t for t in terms if t.variable == v]
+                first = Term(a, use.shift + max(-d, 0), use.negative)
+                second = Term(b, use.shift + max(d, 0), use.negative != opposite)
+                taken = {(t.variable, t.shift) for t in terms}
+                if (a, first.shift) in taken or (b, second.shift) in taken:
+                    break  # two terms of one variable and shift: leave it shared
+                rewritten[i] = [t for t in terms if t is not use] + [first, second]
+            else:
+                for i, terms in rewritten.items():
+                    self.outputs[i] = terms
+                    leaves[i] += 1
+                for operand in (a, b):
+                    in_patterns[operand] -= 1
+                    if operand in self.patterns:
+                        users.setdefault(operand, []).extend(outputs)
+                dropped.add(v)
+        if dropped:
+            gone = {self.variables[v].ident for v in dropped}
+            self.shared = [node for node in self.shared if node.ident not in gone]
+            for v in dropped:
+                del self.patterns[v]
+        return len(dropped)
 
     def leaves(self, index: int) -> list[Node]:
         """Output ``index``'s remaining terms as (shifted, signed) references to variables."""

@@ -131,7 +131,8 @@ class DensePlan:
     (:class:`~rtl_gen.adder_graph.SharedAdderGraph`) and the trees sum references to them.
     With ``ternary``, the output trees are built of three-input adders (``a + b ± c``, one LUT
     per bit on AMD/Xilinx parts with the direct writer's primitives); shared patterns stay
-    two-input.
+    two-input, and those whose every use fits a tree's free adder input are taken back
+    (:meth:`~rtl_gen.adder_graph.SharedAdderGraph.fill_spare_slots`).
 
     Rounding to nearest is folded into the bias (``RND(y) = TRN(y + 1/2)``), so the requantizer
     is a bit slice, a ReLU mux where the value can be negative, and a clamp only for SAT where
@@ -202,6 +203,8 @@ class DensePlan:
         inputs = {int(j): self.ranges.leaf(int(j), 0, 1) for j in np.flatnonzero(live_inputs)}
         if share:
             graph = SharedAdderGraph(self.ranges, terms, inputs, max_depth=max_shared_depth)
+            if ternary:
+                graph.fill_spare_slots([int(constant != 0) for constant in constants])
             self.shared = graph.shared
             leaves_of = graph.leaves
         else:

@@ -305,7 +305,8 @@ def test_two_negative_operands_of_three_are_negated_where_that_costs_fewer_luts(
 
 def test_ternary_plans_need_fewer_luts_with_the_sign_choice(monkeypatch):
     """On random layers, choosing the sign of two-negative sums lowers the plan's LUT count
-    (a LUT per adder bit above the pass-through ones, two per second subtraction), the
+    (a LUT per adder bit above the pass-through ones, two per second subtraction), choosing
+    the signs for the whole tree (:func:`~rtl_gen.adder_tree.best_signs`) lowers it further, the
     double subtractions fall, only sums of negative terms have a negative root (a negation in
     the requantizer), and the design stays bit-exact in Amaranth."""
     from hgq_rtl.ir import reference
@@ -329,8 +330,15 @@ def test_ternary_plans_need_fewer_luts_with_the_sign_choice(monkeypatch):
     ir = random_model(np.random.default_rng(5), (24, 16, 8), name="m")
     options = RtlOptions(ternary_adders=True)
     chosen = build(ir, options)
+    with monkeypatch.context() as patch:  # the adders' own choice only (no whole-tree choice)
+        patch.setattr(adder_tree, "best_signs", lambda ranges, plan: plan)
+        local = build(ir, options)
+    monkeypatch.setattr(adder_tree, "best_signs", lambda ranges, plan: plan)
     monkeypatch.setattr(adder_tree, "negated_is_cheaper", lambda operands: False)
     plain = build(ir, options)
+    whole = [luts(layer.plan)[0] for layer in chosen.layers]
+    own = [luts(layer.plan)[0] for layer in local.layers]
+    assert all(a <= b for a, b in zip(whole, own, strict=True)) and sum(whole) < sum(own)
     for with_choice, without in zip(chosen.layers, plain.layers, strict=True):
         (cost, doubles), (plain_cost, plain_doubles) = luts(with_choice.plan), luts(without.plan)
         assert cost < plain_cost and doubles < plain_doubles
@@ -343,3 +351,57 @@ def test_ternary_plans_need_fewer_luts_with_the_sign_choice(monkeypatch):
             assert all(c < 0 for c in neuron.tree.root.coefficients.values())
     x = reference.random_inputs(ir.input, 300, np.random.default_rng(1))
     assert np.array_equal(simulate(chosen, x), reference.run(ir, x))
+
+
+def _ternary_plans(monkeypatch, layer, fmt, **undo) -> tuple[DensePlan, DensePlan]:
+    """The ternary plan of ``layer`` as built, and as built with ``undo``'s attributes of
+    :mod:`rtl_gen.adder_tree` / :class:`SharedAdderGraph` patched (``name=value``)."""
+    from rtl_gen import adder_tree
+
+    built = DensePlan(layer, fmt, ternary=True, max_shared_depth=2)
+    for name, value in undo.items():
+        owner = SharedAdderGraph if name == "fill_spare_slots" else adder_tree
+        monkeypatch.setattr(owner, name, value)
+    return built, DensePlan(layer, fmt, ternary=True, max_shared_depth=2)
+
+
+def _plan_luts(plan: DensePlan) -> int:
+    from rtl_gen.adder_tree import adder_luts
+
+    return sum(adder_luts(adder) for adder in plan.adders())
+
+
+def test_spare_slots_take_back_patterns_without_adding_adders(monkeypatch):
+    """A ternary tree of an even number of leaves has a free adder input: the patterns whose
+    every use lands in one are written back as their operands, which drops their adders and adds
+    none to the trees (a tree of ``n`` leaves takes ``ceil((n - 1) / 2)`` adders either way),
+    and every output still sums to its row."""
+    layer, fmt = _matrix_layer(np.random.default_rng(3), 12, 10, 6)
+    filled, shared = _ternary_plans(monkeypatch, layer, fmt, fill_spare_slots=lambda s, e: 0)
+    dropped = len(shared.shared) - len(filled.shared)
+    assert dropped > 0, "no pattern was taken back: the test does not exercise the filling"
+    assert filled.adder_count() == shared.adder_count() - dropped
+    assert _plan_luts(filled) < _plan_luts(shared)
+    for row, neuron in zip(layer.weight, filled.neurons, strict=True):
+        root = neuron.tree.root
+        assert root.coefficients == {j: int(w) for j, w in enumerate(row) if w}
+
+
+def test_ternary_trees_take_the_cheapest_order_no_deeper_than_the_first(monkeypatch):
+    """Each output's tree is planned in every order of ``TERNARY_ORDERS`` and the cheapest kept
+    (no deeper than the first order's): no tree costs more LUTs or levels than the first order
+    alone plans, the layer costs fewer, and every output still sums to its row."""
+    from rtl_gen import adder_tree
+
+    layer, fmt = _matrix_layer(np.random.default_rng(4), 16, 12, 6)
+    first = adder_tree.TERNARY_ORDERS[:1]
+    best, single = _ternary_plans(monkeypatch, layer, fmt, TERNARY_ORDERS=first)
+    costs = [
+        (adder_tree.tree_luts(a.tree), b_cost, a.tree.depth, b.tree.depth)
+        for a, b in zip(best.neurons, single.neurons, strict=True)
+        for b_cost in [adder_tree.tree_luts(b.tree)]
+    ]
+    assert all(ours <= theirs and deep <= shallow for ours, theirs, deep, shallow in costs)
+    assert sum(c[0] for c in costs) < sum(c[1] for c in costs)
+    for row, neuron in zip(layer.weight, best.neurons, strict=True):
+        assert neuron.tree.root.coefficients == {j: int(w) for j, w in enumerate(row) if w}
