@@ -39,6 +39,10 @@ HOW = {
 }
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(args: list[str | Path], cwd: Path, tmpdir: Path) -> subprocess.Popen:
     env = dict(os.environ)
     env.pop("AMARANTH_USE_YOSYS", None)
@@ -53,6 +57,9 @@ def _start(args: list[str | Path], cwd: Path, tmpdir: Path) -> subprocess.Popen:
             stdout=stdout,
             stderr=stderr,
             start_new_session=True,
+            # Ctrl-C as a terminal sends it: a shell starts background jobs (``cmd &``, nohup,
+            # some CI runners) with SIGINT ignored, and Python then never installs its handler
+            preexec_fn=_default_sigint,
         )
     proc.stderr_path = log
     return proc
