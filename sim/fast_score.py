@@ -241,11 +241,9 @@ class StreamScorer:
         failure = counts["first_failure"]
         index = self.first_index
         if failure is None or (failure["index"] or 0) > index:
-            inputs, expected, actual = self.first
-            counts["first_failure"] = failure_record(
-                "latency", index, inputs, expected, actual, [],
-                expected_latency=self.latency, observed_latency=observed,
-            )  # fmt: skip
+            counts["first_failure"] = timing_failure(
+                index, observed, self.latency, *self.first, first=True
+            )
 
 
 def _pack(layout: InputBuses | BusLayout, values: np.ndarray) -> np.ndarray:

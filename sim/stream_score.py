@@ -116,12 +116,21 @@ def timing(
 
 
 def timing_failure(
-    index: int, observed: int, wanted: int, inputs: np.ndarray, expected: np.ndarray, actual
+    index: int,
+    observed: int,
+    wanted: int,
+    inputs: np.ndarray,
+    expected: np.ndarray,
+    actual,
+    *,
+    first: bool | None = None,
 ) -> dict[str, Any]:
-    """The failure record of a sample whose output came at the wrong time."""
-    if index == 0:
+    """The failure record of a sample whose output came at the wrong time: its latency when it
+    is the first sample of its stream (``first``; by default sample 0 is), else its interval
+    from the sample before."""
+    if (index == 0) if first is None else first:
         extra = {"expected_latency": wanted, "observed_latency": observed}
-        return failure_record("latency", 0, inputs, expected, actual, [], **extra)
+        return failure_record("latency", index, inputs, expected, actual, [], **extra)
     extra = {"expected_interval": wanted, "observed_interval": observed}
     return failure_record("interval", index, inputs, expected, actual, [], **extra)
 
