@@ -156,7 +156,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
         "--beta",
         type=weight,
         help=f"EBOPs weight β in the loss (default {D.beta.start:g}, with --arch cnn "
-        f"{CNN_DEFAULTS['beta']:g})",
+        f"{CNN_DEFAULTS['beta'].start:g})",
     )
     g.add_argument("--beta-end", type=weight, help="log-ramp β to this value over the epochs")
     g.add_argument(

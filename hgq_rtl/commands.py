@@ -28,10 +28,9 @@ def _train_config(args: argparse.Namespace):
         value = getattr(args, option)
         if value is not None:
             return value
-        if args.arch == "cnn":
-            return CNN_DEFAULTS[name]
-        default = getattr(TRAIN_DEFAULTS, name)
-        return default.start if name == "beta" else default
+        defaults = CNN_DEFAULTS if args.arch == "cnn" else {}
+        default = defaults.get(name, getattr(TRAIN_DEFAULTS, name))
+        return default.start if name == "beta" else default  # --beta is the schedule's start
 
     return TrainConfig(
         arch=args.arch,

@@ -200,8 +200,7 @@ def parse_plan(document: dict[str, Any], base: Path = Path(".")) -> SweepPlan:
             values = {**fixed_values, **params}
             if values.get("arch") == "cnn":
                 for key, default in CNN_DEFAULTS.items():
-                    if key not in values:
-                        values[key] = BetaSchedule(default) if key == "beta" else default
+                    values.setdefault(key, default)
             try:
                 config = TrainConfig(**values)
             except (TypeError, ValueError) as error:

@@ -174,4 +174,4 @@ TRAIN_DEFAULTS = TrainConfig()
 #: Fashion-MNIST costs ~25 s on one core, so 150 epochs would take an hour. These values train
 #: the Fashion-MNIST CNN (16, 32 channels, no hidden dense layer) to ~0.90 test accuracy of the
 #: integer model in ~5 minutes on two cores (README, "Fashion-MNIST CNN").
-CNN_DEFAULTS = {"hidden": (), "epochs": 12, "batch_size": 128, "beta": 1e-9}
+CNN_DEFAULTS = {"hidden": (), "epochs": 12, "batch_size": 128, "beta": BetaSchedule(1e-9)}

@@ -114,6 +114,6 @@ def test_cnn_trials_take_the_cnn_defaults_the_file_does_not_give():
     for t in trials:
         assert t.config.epochs == 2
         assert t.config.hidden == CNN_DEFAULTS["hidden"]
-        assert t.config.beta.start == CNN_DEFAULTS["beta"]
+        assert t.config.beta == CNN_DEFAULTS["beta"]
     mlp = parse_plan({"data": {"dataset": "digits"}}).trials[0].config
-    assert mlp.beta.start != CNN_DEFAULTS["beta"] and mlp.epochs != CNN_DEFAULTS["epochs"]
+    assert mlp.beta != CNN_DEFAULTS["beta"] and mlp.epochs != CNN_DEFAULTS["epochs"]

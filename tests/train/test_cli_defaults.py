@@ -28,7 +28,7 @@ def test_cnn_takes_its_own_defaults() -> None:
     assert c.hidden == CNN_DEFAULTS["hidden"] == ()
     assert c.epochs == CNN_DEFAULTS["epochs"] != TRAIN_DEFAULTS.epochs
     assert c.batch_size == CNN_DEFAULTS["batch_size"]
-    assert c.beta.start == CNN_DEFAULTS["beta"]
+    assert c.beta == CNN_DEFAULTS["beta"]
 
 
 @pytest.mark.parametrize("arch", ["mlp", "cnn"])
