@@ -417,6 +417,15 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _forget_interrupted_exec() -> None:
+    """CPython notes when code run from a source string (``exec("...")``, as dataclasses and
+    Amaranth do) ends in a KeyboardInterrupt, even one caught later, and then ends a
+    ``python -m`` process by SIGINT instead of its exit status. The next source string run
+    clears that note; without this, ``python -m hgq_rtl.cli`` stopped by SIGTERM at such a
+    moment would die by signal rather than exit with 130."""
+    exec("pass")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
@@ -432,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
             # must not turn the exit status 130 into a death by signal
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            _forget_interrupted_exec()
             print("hgq-rtl: interrupted", file=sys.stderr)
             return 130
         except BrokenPipeError:  # stdout closed early (`| head -1`): end quietly, as on SIGPIPE

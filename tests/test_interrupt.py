@@ -315,3 +315,34 @@ def test_synth_killed_while_yosys_runs(tmp_path: Path, synth_design: Path) -> No
     _wait_for_tool(proc, "yosys", timeout=120)
     time.sleep(0.5)
     _kill_and_check(proc, tmpdir)
+
+
+# An interrupt that ends code run from a source string (dataclasses, Amaranth and torch exec
+# such code) is noted by CPython even when caught; a `python -m` process then ends by SIGINT
+# instead of its own exit status. This runs in well under a second, with no timing.
+_INTERRUPTED_IN_EXEC = """
+import sys
+import hgq_rtl.cli as cli
+
+def interrupted_in_exec(args):
+    exec("raise KeyboardInterrupt")
+
+cli.cmd_report = interrupted_in_exec
+sys.exit(cli.main(["report", "nowhere"]))
+"""
+
+
+def test_interrupt_inside_exec_still_exits_with_130(tmp_path: Path) -> None:
+    (tmp_path / "interrupted_in_exec.py").write_text(_INTERRUPTED_IN_EXEC)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, "-m", "interrupted_in_exec"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == EXIT_INTERRUPTED, done.stderr
+    assert done.stderr.strip() == "hgq-rtl: interrupted"
