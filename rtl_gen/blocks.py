@@ -52,9 +52,10 @@ class QuantizeComponent(wiring.Component):
     """A :class:`~hgq_rtl.ir.layers.QuantizeLayer`: each element rounded, activated and wrapped
     or saturated into its output format by the dense layer's requantizer
     (:class:`~rtl_gen.components.RequantizeSteps`): ``RND`` is a ``+1/2`` constant added only
-    where bits are dropped, the shift a bit slice, ReLU a mux only where the value can be
-    negative, ``SAT`` a clamp only where the value can leave the output range, ``WRAP`` the
-    slice. :attr:`latency` is 1, or 0 when every element is a slice (no adder, no mux).
+    where bits are dropped, the shift a bit slice (``RND_CONV``: the same, its LSB cleared on a
+    tie), ReLU a mux only where the value can be negative, ``SAT`` a clamp only where the value
+    can leave the output range, ``WRAP`` the slice. :attr:`latency` is 1, or 0 when every
+    element is a slice (no adder, no mux).
     """
 
     input_ports = ("x",)
@@ -79,7 +80,8 @@ class QuantizeComponent(wiring.Component):
                 self.elements.append(None)
                 continue
             shift = int(shifts[i])
-            half = 1 << (shift - 1) if layer.round_mode is RoundMode.RND and shift > 0 else 0
+            rounds = layer.round_mode is not RoundMode.TRN and shift > 0
+            half = 1 << (shift - 1) if rounds else 0
             steps = RequantizeSteps.of(
                 int(lo[i]) + half,
                 int(hi[i]) + half,
@@ -88,6 +90,7 @@ class QuantizeComponent(wiring.Component):
                 layer.overflow,
                 int(out_lo[i]),
                 int(out_hi[i]),
+                even=rounds and layer.round_mode is RoundMode.RND_CONV,
             )
             self.elements.append((half, steps))
         self.delay_model = delay_model or DelayModel()
@@ -97,13 +100,14 @@ class QuantizeComponent(wiring.Component):
         )
 
     def logic_ns(self) -> float:
-        """Delay of the slowest element: its rounding adder and its ReLU and SAT muxes."""
+        """Delay of the slowest element: its rounding adder, tie test and ReLU and SAT muxes."""
         model, delays = self.delay_model, [0.0]
         for element in self.elements:
             if element is not None:
                 half, steps = element
                 adder = model.adder(bits_for_range(steps.lo, steps.hi)[1] + 1) if half else 0.0
-                delays.append(adder + model.level_ns * (steps.relu + steps.saturate))
+                levels = max(steps.relu + steps.saturate, steps.even)  # as DenseComponent
+                delays.append(adder + model.level_ns * levels)
         return max(delays)
 
     def schedule(

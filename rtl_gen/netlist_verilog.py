@@ -34,7 +34,7 @@ it equal to the cells for the design's parameters; synthesis and the cocotb benc
 
 from __future__ import annotations
 
-from hgq_rtl.ir.fixed import Activation, Overflow, bits_for_range
+from hgq_rtl.ir.fixed import Activation, Overflow, RoundMode, bits_for_range, shift_folded
 from hgq_rtl.ir.lowering import lower_spatial
 from hgq_rtl.ir.model import IRModel
 
@@ -384,24 +384,31 @@ class _LayerWriter:
         values = [lo, hi, out_lo, out_hi, -lo, -hi]
         if node.negative:
             lo, hi = -hi, -lo
-        # value = signal << node.shift; output = floor(value / 2**rescale)
+        # value = signal << node.shift; output = floor(value / 2**rescale), RND_CONV's ties to even
         shift = node.shift - rescale
-        if shift >= 0:
-            shifted = (lo << shift, hi << shift)
-        else:
-            shifted = (lo >> -shift, hi >> -shift)
+        even = layer.round_mode is RoundMode.RND_CONV and rescale > 0
+        shifted = tuple(shift_folded(v, shift, even) for v in (lo, hi))
         values += list(shifted)
         work = max(max(_signed_bits(v) for v in values), self.layer.output_layout.width[i])
+        work = max(work, 2) if even else work
         prefix = f"{self.prefix}_q{i}"
         lines = [f"  wire signed [{work - 1}:0] {prefix}_r = {root};"]
         current = f"{prefix}_r"
         if node.negative:
             lines.append(f"  wire signed [{work - 1}:0] {prefix}_n = -{current};")
             current = f"{prefix}_n"
+        unshifted = current
         if shift:
             operator = f"<<< {shift}" if shift > 0 else f">>> {-shift}"
             lines.append(f"  wire signed [{work - 1}:0] {prefix}_s = {current} {operator};")
             current = f"{prefix}_s"
+        if even:  # a tie (no dropped bit set) clears the LSB
+            kept = f"(|{unshifted}[{min(-shift, work) - 1}:0])" if shift < 0 else "1'b0"
+            lines.append(
+                f"  wire signed [{work - 1}:0] {prefix}_e = "
+                f"{{{current}[{work - 1}:1], {current}[0] & {kept}}};"
+            )
+            current = f"{prefix}_e"
         lo, hi = shifted
         if layer.activation is Activation.RELU and lo < 0:
             lines.append(

@@ -33,6 +33,7 @@ from hgq_rtl.ir import (
     TensorFormat,
 )
 from hgq_rtl.ir.dense import accumulator_frac_bits, accumulator_range
+from hgq_rtl.ir.fixed import round_int
 from hgq_rtl.ir.formats import concat_formats, exact_add_format, format_of_ranges
 
 from .hgq2_quant import DIRECT_ROUND, InteropError, Quant
@@ -165,7 +166,8 @@ class GraphBuilder:
         if round_mode is None and rounds.any():
             raise InteropError(
                 f"{quant.where}: round mode {quant.round_mode} rounds element "
-                f"{int(np.flatnonzero(rounds)[0])} (only RND and TRN are supported there)"
+                f"{int(np.flatnonzero(rounds)[0])} (only RND, TRN and RND_CONV are supported "
+                "there)"
             )
         out = TensorFormat(quant.signed, quant.int_bits, quant.frac_bits)
         overflow = self._overflow(fmt, quant, shift, round_mode or "RND")
@@ -215,10 +217,8 @@ class GraphBuilder:
             for v, s, alive in zip(bound.tolist(), shift.tolist(), live.tolist(), strict=True):
                 if not alive:
                     values.append(0)
-                elif s <= 0:
-                    values.append(v << -s)
                 else:
-                    values.append((v + (1 << (s - 1)) if mode == "RND" else v) >> s)
+                    values.append(round_int(v, s, RoundMode[mode]))
             result.append(values)
         return result
 
@@ -415,13 +415,8 @@ def _can_merge(ir: IRModel, dense, quantize: QuantizeLayer) -> RoundMode | None:
     live = out.width > 0
     shift = frac - out.frac_bits
     olo, ohi = out.int_range()
-    rnd = dense.round_mode is RoundMode.RND
     for k in range(out.size):
-        s = int(shift[k])
-        bounds = [
-            v >> s if s > 0 and not rnd else (v + (1 << (s - 1))) >> s if s > 0 else v << -s
-            for v in (lo[k], hi[k])
-        ]
+        bounds = [round_int(v, int(shift[k]), dense.round_mode) for v in (lo[k], hi[k])]
         if dense.activation is Activation.RELU:
             bounds = [max(v, 0) for v in bounds]
         if live[k] and (bounds[0] < int(olo[k]) or bounds[1] > int(ohi[k])):

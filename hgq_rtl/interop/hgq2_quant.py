@@ -8,7 +8,8 @@ for KBI), rounded to integers when read. At inference it computes, element by el
 ``x · 2^f`` with the round mode and divide back; for ``WRAP`` round, then wrap into
 ``k + i + f`` bits; an element with ``k + i + f <= 0`` is 0. That is the IR's format
 ``(signed=k, int_bits=i, frac_bits=f)`` with the IR's ``quantize`` arithmetic, for the round
-modes ``RND`` (round half up) and ``TRN`` (floor) and the overflow modes ``WRAP`` and ``SAT``.
+modes ``RND`` (round half up), ``TRN`` (floor) and ``RND_CONV`` (``keras.ops.round``: ties to
+even) and the overflow modes ``WRAP`` and ``SAT``.
 ``SAT_SYM`` differs from ``SAT`` only at the lowest value of a signed element, and the other
 round modes only on values that are rounded at all; :mod:`hgq_rtl.interop.hgq2` accepts them
 where it can show the difference never arises.
@@ -20,11 +21,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Round modes that the IR computes directly; ``S_`` (stochastic) modes round like their base
-#: mode at inference.
-DIRECT_ROUND = {"RND": "RND", "TRN": "TRN", "S_RND": "RND", "S_TRN": "TRN"}
-#: Round modes that differ from RND and TRN only on values that need rounding.
-OTHER_ROUND = {"RND_CONV", "TRN_ZERO", "RND_ZERO", "RND_MIN_INF", "RND_INF", "S_RND_CONV"}
+#: Round modes that the IR computes directly (names of :class:`~hgq_rtl.ir.RoundMode`); ``S_``
+#: (stochastic) modes round like their base mode at inference.
+DIRECT_ROUND = {
+    "RND": "RND",
+    "TRN": "TRN",
+    "RND_CONV": "RND_CONV",
+    "S_RND": "RND",
+    "S_TRN": "TRN",
+    "S_RND_CONV": "RND_CONV",
+}
+#: Round modes that differ from the direct ones only on values that need rounding.
+OTHER_ROUND = {"TRN_ZERO", "RND_ZERO", "RND_MIN_INF", "RND_INF"}
 OVERFLOWS = {"WRAP", "SAT", "SAT_SYM"}
 
 
@@ -127,7 +135,8 @@ def _trailing_zeros(m: np.ndarray) -> np.ndarray:
 
 def quantize_numpy(quant: Quant, x: np.ndarray) -> np.ndarray:
     """HGQ2's forward of ``quant`` on real values ``x`` of shape ``(n, size)``, as integers of
-    ``quant``'s formats (round half up or floor, then wrap or clip; zero-width elements 0).
+    ``quant``'s formats (round half up, floor or half to even, then wrap or clip; zero-width
+    elements 0).
     Other round modes are refused (used for model inputs only)."""
     mode = DIRECT_ROUND.get(quant.round_mode)
     if mode is None:
@@ -135,7 +144,8 @@ def quantize_numpy(quant: Quant, x: np.ndarray) -> np.ndarray:
             f"{quant.where}: real input data with round mode {quant.round_mode} is not supported"
         )
     scaled = np.asarray(x, np.float64) * np.exp2(quant.frac_bits.astype(np.float64))
-    m = np.floor(scaled + 0.5) if mode == "RND" else np.floor(scaled)
+    rounders = {"RND": lambda v: np.floor(v + 0.5), "TRN": np.floor, "RND_CONV": np.round}
+    m = rounders[mode](scaled)
     width = quant.width
     signed = quant.signed.astype(bool)
     lo = np.where(signed, -(2.0 ** (width - 1)), 0.0)

@@ -11,7 +11,8 @@ between layers; a model input of shape ``(C, *spatial)`` is an ``(N, C, *spatial
   ``maxpool_nd`` is ``MaxPool`` between two ``Reshape`` nodes;
 * requantization (a dense layer's tail, a ``quantize`` layer, a model input) is a QONNX
   ``Quant`` node with power-of-two scales ``2^-frac_bits`` per element, zero point 0 and
-  rounding ``FLOOR`` — after an ``Add`` of half a step for ``RND`` (round half up) — then
+  rounding ``FLOOR`` — after an ``Add`` of half a step for ``RND`` (round half up) — or
+  ``ROUND`` for ``RND_CONV`` (round half to even, numpy's ``round`` in qonnx), then
   ``Relu`` for a ReLU activation, then the overflow: ``SAT`` by the ``Quant`` node's own clip
   when every element has one width and signedness, else by ``Max``/``Min`` with per-element
   bounds; ``WRAP`` as ``x − 2^(w−f)·Floor((x − low) / 2^(w−f))``; nothing where the value
@@ -46,6 +47,7 @@ from hgq_rtl.ir import (
     TensorFormat,
 )
 from hgq_rtl.ir.dense import accumulator_frac_bits, accumulator_range
+from hgq_rtl.ir.fixed import round_int
 from hgq_rtl.ir.layers import quantize_shifts
 from hgq_rtl.ir.reference import random_inputs, run
 
@@ -113,17 +115,10 @@ def _requantize(
     n = out.size
     shift = np.asarray(frac, np.int64) - out.frac_bits
     half = np.where(shift > 0, _exp2(out.frac_bits + 1), 0.0)
-    rnd = layer.round_mode.value == "RND"
+    rnd = layer.round_mode is RoundMode.RND
     # the rounded range, exactly, per element
-    rlo, rhi = [], []
-    for a, b, s in zip(lo, hi, shift.tolist(), strict=True):
-        if s > 0:
-            c = (1 << (s - 1)) if rnd else 0
-            rlo.append((a + c) >> s)
-            rhi.append((b + c) >> s)
-        else:
-            rlo.append(a << -s)
-            rhi.append(b << -s)
+    rlo = [round_int(a, s, layer.round_mode) for a, s in zip(lo, shift.tolist(), strict=True)]
+    rhi = [round_int(b, s, layer.round_mode) for b, s in zip(hi, shift.tolist(), strict=True)]
     for a, b, s in zip(lo, hi, shift.tolist(), strict=True):
         _check_bits(max(abs(a), abs(b), 1).bit_length() + 1 + max(0, 1 - s), where)
     if rnd and np.any(half > 0):
@@ -143,7 +138,7 @@ def _requantize(
         "quant",
         signed=int(out.signed[0]) if clip_in_quant else 1,
         narrow=0,
-        rounding_mode="FLOOR",
+        rounding_mode="ROUND" if layer.round_mode is RoundMode.RND_CONV else "FLOOR",
     )
     if layer.activation is Activation.RELU:
         x = g.node("Relu", [x], n, "relu")

@@ -9,9 +9,10 @@ laid out in the IR exactly as in ONNX (C order of ``(C, *spatial)``). Supported:
   channel or tensor): on a constant it is folded (qonnx's own arithmetic); on a tensor it is an
   IR ``quantize`` (or, on a model input, the input's format). It clips, then rounds ``x / scale``:
   ``FLOOR`` is the IR's ``TRN``; ``FLOOR`` after an ``Add`` of half a step to the same tensor is
-  ``RND`` (round half up, what :mod:`~hgq_rtl.interop.qonnx_export` writes); the other modes only
-  where no value is rounded. ``narrow`` only where the lowest value is never reached; a 1-bit
-  signed ``Quant`` (bipolar) is refused.
+  ``RND`` (round half up, what :mod:`~hgq_rtl.interop.qonnx_export` writes); ``ROUND`` and
+  ``HALF_EVEN`` (Brevitas' default, numpy's ``round``) are ``RND_CONV`` (round half to even);
+  the other modes only where no value is rounded. ``narrow`` only where the lowest value is
+  never reached; a 1-bit signed ``Quant`` (bipolar) is refused.
 * ``MatMul`` and ``Gemm`` by constant weights, ``Add`` of a constant (folded into the dense
   layer before it as its bias, or a dense layer of its own), ``Add`` of tensors, ``Relu``,
   ``Max``/``Min`` with a constant that is the bound of a fixed-point format (a clip),
@@ -48,9 +49,11 @@ from hgq_rtl.ir import (
     DenseLayer,
     IRModel,
     MaxPoolLayer,
+    RoundMode,
     TensorFormat,
 )
 from hgq_rtl.ir.dense import accumulator_frac_bits, accumulator_range
+from hgq_rtl.ir.fixed import round_int
 from hgq_rtl.ir.formats import exact_maxpool_format, format_of_ranges
 from hgq_rtl.ir.reference import random_inputs, run
 
@@ -301,15 +304,10 @@ class _Reader(SpatialNodes):
             return quant
         fmt = self.builder.format_of(ref)
         shift = np.where(fmt.width > 0, fmt.frac_bits - quant.frac_bits, 0).tolist()
-        half = [(1 << (s - 1)) if s > 0 and quant.round_mode == "RND" else 0 for s in shift]
+        # another mode is refused where it rounds (GraphBuilder.quantize)
+        mode = RoundMode.__members__.get(quant.round_mode, RoundMode.TRN)
         lo, hi = (
-            np.array(
-                [
-                    v << -s if s <= 0 else (v + c) >> s
-                    for v, s, c in zip(b, shift, half, strict=True)
-                ],
-                object,
-            )
+            np.array([round_int(v, s, mode) for v, s in zip(b, shift, strict=True)], object)
             for b in self._exact_range(ref)
         )
         given = TensorFormat(quant.signed, quant.int_bits, quant.frac_bits)

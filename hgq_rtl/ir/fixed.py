@@ -29,6 +29,9 @@ class RoundMode(Enum):
     RND = "RND"
     #: Truncate towards -inf: ``floor(y)``.
     TRN = "TRN"
+    #: Round to nearest, ties to even (convergent rounding, numpy's ``round``): ``floor(y + 1/2)``,
+    #: less 1 where ``y + 1/2`` is an odd integer.
+    RND_CONV = "RND_CONV"
 
 
 class Overflow(Enum):
@@ -93,16 +96,51 @@ def shift_round(values: np.ndarray, shift: np.ndarray, round_mode: RoundMode) ->
     """Move integers from ``F`` to ``F - shift`` fractional bits (``shift`` may be <= 0).
 
     ``shift > 0`` drops bits with ``round_mode``; ``shift <= 0`` appends zeros exactly.
+    ``RND_CONV`` is ``RND``'s ``(v + 2^(shift-1)) >> shift`` with bit 0 cleared where the
+    dropped bits of ``v + 2^(shift-1)`` are all 0 (a tie, whose ``RND`` result is then odd).
     """
     values = np.asarray(values, np.int64)
     shift = _per_element(shift, values.shape, "shift")
     right = np.maximum(shift, 0)
-    if round_mode is RoundMode.RND:
-        half = np.where(right > 0, np.int64(1) << np.maximum(right - 1, 0), 0)
-        values = values + half
-    elif round_mode is not RoundMode.TRN:
+    if round_mode is RoundMode.TRN:
+        return (values >> right) << np.maximum(-shift, 0)
+    if round_mode not in (RoundMode.RND, RoundMode.RND_CONV):
         raise ValueError(f"round_mode must be a RoundMode, not {round_mode!r}")
-    return (values >> right) << np.maximum(-shift, 0)
+    values = values + np.where(right > 0, np.int64(1) << np.maximum(right - 1, 0), 0)
+    out = values >> right
+    if round_mode is RoundMode.RND_CONV:
+        tie = (right > 0) & ((values & ((np.int64(1) << right) - 1)) == 0)
+        out = out & np.where(tie, np.int64(-2), np.int64(-1))
+    return out << np.maximum(-shift, 0)
+
+
+def round_int(value: int, shift: int, round_mode: RoundMode) -> int:
+    """:func:`shift_round` of one Python integer, exact at any size (for range bounds: every
+    round mode is monotonic, so the rounded bounds of a range bound its rounded values)."""
+    value, shift = int(value), int(shift)
+    if shift <= 0:
+        return value << -shift
+    if round_mode is RoundMode.TRN:
+        return value >> shift
+    if round_mode not in (RoundMode.RND, RoundMode.RND_CONV):
+        raise ValueError(f"round_mode must be a RoundMode, not {round_mode!r}")
+    value += 1 << (shift - 1)
+    out = value >> shift
+    if round_mode is RoundMode.RND_CONV and value & ((1 << shift) - 1) == 0:
+        out &= ~1
+    return out
+
+
+def shift_folded(value: int, shift: int, even: bool) -> int:
+    """The requantizers' integer shift of one ``value`` whose rounding constant (``+1/2`` of the
+    output step for ``RND``/``RND_CONV``) is already added: ``value << shift`` (a flooring right
+    shift when ``shift < 0``), and with ``even`` (``RND_CONV``) bit 0 then cleared where the
+    dropped bits are all 0 (a tie; every value when none are dropped). Monotonic, so it maps a
+    range's bounds to its results' bounds."""
+    q = value << shift if shift >= 0 else value >> -shift
+    if even and (shift >= 0 or value & ((1 << -shift) - 1) == 0):
+        q &= ~1
+    return q
 
 
 def _per_element(parameter, shape: tuple[int, ...], name: str, dtype=np.int64) -> np.ndarray:

@@ -197,9 +197,9 @@ def test_a_round_mode_the_ir_lacks_is_refused_where_it_rounds():
     from hgq.config import QuantizerConfig
     from hgq.layers import QDense
 
-    conf = QuantizerConfig("kif", "datalane", round_mode="RND_CONV", f0=2)
+    conf = QuantizerConfig("kif", "datalane", round_mode="RND_INF", f0=2)
     inp = keras.Input((4,))
     h = QDense(3)(inp)
-    model = keras.Model(inp, QDense(2, iq_conf=conf)(h), name="conv_round")
-    with pytest.raises(InteropError, match=r"\(QDense\) input quantizer: round mode RND_CONV"):
+    model = keras.Model(inp, QDense(2, iq_conf=conf)(h), name="inf_round")
+    with pytest.raises(InteropError, match=r"\(QDense\) input quantizer: round mode RND_INF"):
         convert(model)

@@ -131,9 +131,9 @@ def test_a_floor_model_imports_bit_exact(tmp_path):
     assert load(tmp_path / "ir").metadata["checked_vectors"] == 2000
 
 
-def test_round_half_even_that_rounds_is_refused():
-    with pytest.raises(InteropError, match=r"round mode RND_CONV rounds"):
-        from_qonnx(brevitas_like(rounding="ROUND"))
+def test_a_rounding_mode_the_ir_lacks_is_refused_where_it_rounds():
+    with pytest.raises(InteropError, match=r"round mode RND_INF rounds element 0 \(only RND"):
+        from_qonnx(brevitas_like(rounding="HALF_UP"))
 
 
 def test_unsupported_node_is_one_line_and_exit_2(tmp_path, capsys):
