@@ -13,7 +13,10 @@ Exact widths survive sharing: every node is still a linear function of the indep
 (:class:`~rtl_gen.adder_tree.RangeModel`), so its range is exact.
 
 With three-input adders in the output trees, :meth:`SharedAdderGraph.fill_spare_slots` then
-takes back the patterns whose every use fits a tree's free adder input (they save no adder).
+takes back the patterns whose every use fits a tree's free adder input (they save no adder),
+:meth:`SharedAdderGraph.fuse_single_uses` builds a pattern used only inside another into it
+(a three-input shared adder), and :meth:`SharedAdderGraph.unshare_unprofitable` takes back the
+patterns that cost more LUTs than their outputs' trees save with them.
 
 The terms, the table of pattern counts and the search for the most frequent pattern are in
 :class:`~rtl_gen.adder_patterns.PatternTable` (:mod:`rtl_gen.adder_patterns`, which also
@@ -41,11 +44,13 @@ layer costs time in proportion to its terms, never the machine's memory.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 
+from . import adder_tree
 from .adder_patterns import PatternTable, Term
-from .adder_tree import Node, RangeModel
+from .adder_tree import Node, RangeModel, adder_luts
 
 _log = logging.getLogger(__name__)
 
@@ -54,6 +59,10 @@ _log = logging.getLogger(__name__)
 #: 784 -> 64 layer with 4.4e7 pairs, 1.8 GB). A wider layer (20,000 inputs: ~1e9 pairs) is
 #: planned as plain adder trees instead, with a note on stderr.
 MAX_PATTERN_PAIRS = 1 << 26
+#: :meth:`SharedAdderGraph.unshare_unprofitable` weighs only the patterns whose outputs have at
+#: most this many leaves together (each weighing plans those outputs' trees again): on the
+#: digits model, patterns used twice in outputs of 10 to 33 leaves
+MAX_UNSHARE_LEAVES = 64
 
 
 def pattern_pairs(outputs: list[list[Term]]) -> int:
@@ -102,6 +111,9 @@ class SharedAdderGraph(PatternTable):
         self.shared: list[Node] = []
         #: each shared variable's pattern ``(a, b, d, opposite)``: ``x_a ± (x_b << d)``
         self.patterns: dict[int, tuple[int, int, int, bool]] = {}
+        #: the three-input shared adders (:meth:`fuse_single_uses`): each one's operands
+        #: ``(variable, shift, negative)``
+        self.fused: dict[int, list[tuple[int, int, bool]]] = {}
         #: why nothing was shared although sharing was asked for (None: the planner ran)
         self.skipped: str | None = None
         pairs = pattern_pairs(outputs)
@@ -330,6 +342,187 @@ class SharedAdderGraph(PatternTable):
             for v in dropped:
                 del self.patterns[v]
         return len(dropped)
+
+    def fuse_single_uses(self, extra: list[int]) -> int:
+        """Build each pattern that is used inside only one other pattern as part of it: one
+        three-input adder ``x_a ± (x_b << d) ± (x_c << e)`` where there were two two-input ones.
+
+        A pattern ``P`` used once by exactly one pattern ``Q`` costs an adder of its own;
+        written as its two operands in ``Q``, ``Q`` becomes a three-input adder (one LUT per bit
+        with the ternary cells, as a two-input one), one adder level shallower, and ``P``'s
+        adder is gone. Where ``P`` is also used by outputs, each such use is written back as
+        its two operands, which costs no adder when the output's tree has a spare slot (an even
+        number of leaves, as in :meth:`fill_spare_slots`): so ``P`` is fused only where every
+        output using it does (once each). Of a ``Q`` with two such operands the wider is taken
+        (the most LUTs saved). ``extra``: leaves of each output beyond its terms (its constant).
+        For ternary plans, after :meth:`fill_spare_slots`. Returns the number of patterns fused.
+
+        On the digits model (``hgq-rtl rtl`` defaults) 9 patterns are fused (Yosys
+        synth_xilinx: 4,290 -> 4,273 LUTs).
+        """
+        leaves = [len(terms) + e for terms, e in zip(self.outputs, extra, strict=True)]
+        users: dict[int, list[int]] = {}
+        for i, terms in enumerate(self.outputs):
+            for t in terms:
+                users.setdefault(t.variable, []).append(i)
+        parents: dict[int, list[int]] = {}
+        for q, (a, b, _, _) in self.patterns.items():
+            for v in (a, b):
+                parents.setdefault(v, []).append(q)
+        operands: dict[int, list[tuple[int, int, bool]]] = {
+            v: self._pattern_operands(v) for v in self.patterns
+        }
+        fused: set[int] = set()
+        for q in sorted(self.patterns):
+            if len(operands[q]) != 2:
+                continue
+            single = [
+                v
+                for v, _, _ in operands[q]
+                if v in self.patterns
+                and v not in fused
+                and len(operands[v]) == 2
+                and parents[v] == [q]
+                and self._can_write_back(v, users.get(v, []), leaves)
+            ]
+            if not single:
+                continue
+            p = max(single, key=lambda v: (self.variables[v].width, -v))
+            (use,) = [(shift, negative) for v, shift, negative in operands[q] if v == p]
+            operands[q] = [op for op in operands[q] if op[0] != p] + self._inside(p, *use)
+            for i in users.get(p, []):
+                terms = self.outputs[i]
+                (term,) = [t for t in terms if t.variable == p]
+                inner = [Term(*op) for op in self._inside(p, term.shift, term.negative)]
+                self.outputs[i] = [t for t in terms if t is not term] + inner
+                leaves[i] += 1
+                for op in inner:
+                    users.setdefault(op.variable, []).append(i)
+            fused.add(p)
+        if not fused:
+            return 0
+        rebuilt: set[int] = set()
+        for v in sorted(self.patterns):
+            ops = operands[v]
+            if v in fused or (len(ops) == 2 and not any(u in rebuilt for u, _, _ in ops)):
+                continue
+            old = self.variables[v]
+            refs = [self.ranges.ref(self.variables[u], s, n) for u, s, n in ops]
+            node = self.ranges.add(*refs, choose_sign=True)
+            if node.coefficients != old.coefficients or node.constant != old.constant:
+                raise RuntimeError(f"pattern {v} changed its value")
+            self.variables[v] = node
+            self.depth[v] = 1 + max(self.depth[u] for u, _, _ in ops)
+            rebuilt.add(v)
+        for p in fused:
+            del self.patterns[p], self.variables[p], self.depth[p]
+        for v in list(self.patterns):
+            if len(operands[v]) == 3:
+                self.fused[v] = operands[v]
+                del self.patterns[v]
+        self.shared = [self.variables[v] for v in sorted({*self.patterns, *self.fused})]
+        return len(fused)
+
+    def _can_write_back(self, v: int, outputs: list[int], leaves: list[int]) -> bool:
+        """Whether pattern ``v``'s uses in ``outputs`` can each be written back as its two
+        operands at no adder's cost: once per output, each with a spare slot, and no output
+        already holding a term of the same variable and shift."""
+        if len(set(outputs)) != len(outputs) or any(leaves[i] % 2 for i in outputs):
+            return False
+        for i in outputs:
+            terms = self.outputs[i]
+            taken = {(t.variable, t.shift) for t in terms}
+            (use,) = [t for t in terms if t.variable == v]
+            inner = self._inside(v, use.shift, use.negative)
+            if any((u, s) in taken for u, s, _ in inner) or inner[0][:2] == inner[1][:2]:
+                return False
+        return True
+
+    def unshare_unprofitable(
+        self, constants: list[int], depth_of: Callable[[Node], int] | None = None
+    ) -> int:
+        """Write back, as their two operands, the two-input patterns that cost more LUTs than
+        they save: narrowest first, each pattern used by no other pattern whose adder's LUTs
+        (:func:`~rtl_gen.adder_tree.adder_luts`) exceed what its outputs' ternary trees
+        (:func:`~rtl_gen.adder_tree.plan_sum` over the terms and ``constants[i]``, leaves
+        available at ``depth_of``) grow by without it (:func:`~rtl_gen.adder_tree.tree_luts`).
+        For ternary plans, after :meth:`fuse_single_uses`. Returns the number of patterns
+        unshared.
+
+        Sharing saves a tree leaf per use; in a tree of three-input adders that is half an
+        adder a leaf on average, so a pattern used twice saves about its own adder and may
+        cost more than it saves (on the digits model, ``hgq-rtl rtl`` defaults: 10 of its
+        patterns; Yosys synth_xilinx: 4,273 -> 4,244 LUTs).
+        """
+        ranges = self.ranges
+
+        def tree_luts(i: int, terms: list[Term]) -> int:
+            leaves = [ranges.ref(self.variables[t.variable], t.shift, t.negative) for t in terms]
+            if constants[i]:
+                leaves.append(ranges.const(constants[i]))
+            return adder_tree.tree_luts(adder_tree.plan_sum(ranges, leaves, depth_of, arity=3))
+
+        cost: dict[int, int] = {}
+        users = self.pattern_users()
+        dropped = 0
+        for v in sorted(self.patterns, key=lambda v: (self.variables[v].width, v)):
+            if users.get(v) or not (rewritten := self.written_back(v)):
+                continue
+            if sum(len(t) for t in rewritten.values()) > MAX_UNSHARE_LEAVES:
+                continue  # the trees to plan again: bounded (a wide layer's patterns pay)
+            for i in rewritten:
+                if i not in cost:
+                    cost[i] = tree_luts(i, self.outputs[i])
+            after = {i: tree_luts(i, terms) for i, terms in rewritten.items()}
+            if sum(after[i] - cost[i] for i in after) < adder_luts(self.variables[v]):
+                cost.update(after)
+                self.unshare(v, rewritten)
+                dropped += 1
+        return dropped
+
+    def pattern_users(self) -> dict[int, int]:
+        """How many patterns use each variable (as an operand)."""
+        count: dict[int, int] = {}
+        for ops in [*map(self._pattern_operands, self.patterns), *self.fused.values()]:
+            for u, _, _ in ops:
+                count[u] = count.get(u, 0) + 1
+        return count
+
+    def written_back(self, v: int) -> dict[int, list[Term]] | None:
+        """The terms of every output using two-input pattern ``v`` with each use written back
+        as its two operands, or ``None`` where an output would hold two terms of one variable
+        and shift."""
+        found: dict[int, list[Term]] = {}
+        for i, terms in enumerate(self.outputs):
+            uses = [t for t in terms if t.variable == v]
+            if not uses:
+                continue
+            rest = [t for t in terms if t.variable != v]
+            for use in uses:
+                rest += [Term(*op) for op in self._inside(v, use.shift, use.negative)]
+            if len({(t.variable, t.shift) for t in rest}) != len(rest):
+                return None
+            found[i] = rest
+        return found
+
+    def unshare(self, v: int, rewritten: dict[int, list[Term]]) -> None:
+        """Drop two-input pattern ``v`` (used by no pattern), its outputs' terms becoming
+        ``rewritten`` (:meth:`written_back`)."""
+        gone = self.variables[v].ident
+        for i, terms in rewritten.items():
+            self.outputs[i] = terms
+        self.shared = [node for node in self.shared if node.ident != gone]
+        del self.patterns[v], self.variables[v], self.depth[v]
+
+    def _inside(self, v: int, shift: int, negative: bool) -> list[tuple[int, int, bool]]:
+        """The operands of ``±(pattern v << shift)`` as ``(variable, shift, negative)``."""
+        return [(u, s + shift, n != negative) for u, s, n in self._pattern_operands(v)]
+
+    def _pattern_operands(self, v: int) -> list[tuple[int, int, bool]]:
+        """Pattern ``v``'s operands as ``(variable, shift, negative)``: ``x_a << max(-d, 0)``
+        and ``±x_b << max(d, 0)``."""
+        a, b, d, opposite = self.patterns[v]
+        return [(a, max(-d, 0), False), (b, max(d, 0), opposite)]
 
     def leaves(self, index: int) -> list[Node]:
         """Output ``index``'s remaining terms as (shifted, signed) references to variables."""

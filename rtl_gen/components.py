@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import C, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import C, Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hgq_rtl.ir.dense import DenseLayer, accumulator_frac_bits
-from hgq_rtl.ir.fixed import Activation, Overflow, RoundMode, bits_for_range
+from hgq_rtl.ir.fixed import Activation, Overflow, RoundMode, bits_for_range, shift_folded
 from hgq_rtl.ir.formats import TensorFormat
 
 from .adder_graph import SharedAdderGraph
@@ -132,11 +132,15 @@ class DensePlan:
     With ``ternary``, the output trees are built of three-input adders (``a + b ± c``, one LUT
     per bit on AMD/Xilinx parts with the direct writer's primitives); shared patterns stay
     two-input, and those whose every use fits a tree's free adder input are taken back
-    (:meth:`~rtl_gen.adder_graph.SharedAdderGraph.fill_spare_slots`).
+    (:meth:`~rtl_gen.adder_graph.SharedAdderGraph.fill_spare_slots`); a pattern used only
+    inside another is built into it, one three-input shared adder
+    (:meth:`~rtl_gen.adder_graph.SharedAdderGraph.fuse_single_uses`), and the patterns that
+    cost more LUTs than they save are written back
+    (:meth:`~rtl_gen.adder_graph.SharedAdderGraph.unshare_unprofitable`).
 
     Rounding to nearest is folded into the bias (``RND(y) = TRN(y + 1/2)``), so the requantizer
-    is a bit slice, a ReLU mux where the value can be negative, and a clamp only for SAT where
-    the value can leave the output range.
+    is a bit slice (its LSB cleared on a tie for ``RND_CONV``), a ReLU mux where the value can
+    be negative, and a clamp only for SAT where the value can leave the output range.
     """
 
     def __init__(
@@ -168,7 +172,7 @@ class DensePlan:
             constant = 0
             if layer.bias[i] != 0:
                 constant = int(layer.bias[i]) << int(frac[i] - layer.bias_frac_bits[i])
-            if layer.round_mode is RoundMode.RND and rescale > 0:
+            if layer.round_mode is not RoundMode.TRN and rescale > 0:
                 constant += 1 << (rescale - 1)
             constants.append(constant)
         self._build(
@@ -204,7 +208,10 @@ class DensePlan:
         if share:
             graph = SharedAdderGraph(self.ranges, terms, inputs, max_depth=max_shared_depth)
             if ternary:
-                graph.fill_spare_slots([int(constant != 0) for constant in constants])
+                extra = [int(constant != 0) for constant in constants]
+                graph.fill_spare_slots(extra)
+                graph.fuse_single_uses(extra)
+                graph.unshare_unprofitable(constants, self.node_depth)
             self.shared = graph.shared
             leaves_of = graph.leaves
         else:
@@ -363,12 +370,13 @@ class DenseComponent(wiring.Component):
     def _requantizer_path(self, i: int) -> tuple[int, int]:
         """``(LUT levels, carry-chain bits)`` of output ``i``'s requantizer: a negation's carry
         chain where the root is negative, a mux level each for a ReLU and a SAT clamp (a shift
-        is wiring)."""
+        is wiring; ``RND_CONV``'s tie test runs beside the mux selects and ends in bit 0's mux
+        LUT: a level only where there is no mux)."""
         neuron = self.plan.neurons[i]
         steps = self._steps(i, neuron)
         node = neuron.tree.root
         levels, bits = (1, node.width) if node.negative else (0, 0)
-        return levels + steps.relu + steps.saturate, bits
+        return levels + max(steps.relu + steps.saturate, steps.even), bits
 
     def requantizer_ns(self, i: int) -> float:
         """Delay of output ``i``'s requantizer (:meth:`_requantizer_path` in the delay model)."""
@@ -517,9 +525,12 @@ class DenseComponent(wiring.Component):
         node = neuron.tree.root
         lo, hi = (-node.hi, -node.lo) if node.negative else (node.lo, node.hi)
         out_lo, out_hi = (int(v[i]) for v in self.layer.output.int_range())
-        # value = root << node.shift; output = floor(value / 2**rescale)
+        # value = root << node.shift; output = floor(value / 2**rescale) (+1/2 in the tree)
+        rounding = getattr(self.layer, "round_mode", None)  # add layers never round
+        even = rounding is RoundMode.RND_CONV and neuron.rescale > 0
+        shift = node.shift - neuron.rescale
         return RequantizeSteps.of(
-            lo, hi, node.shift - neuron.rescale, self.activation, self.overflow, out_lo, out_hi
+            lo, hi, shift, self.activation, self.overflow, out_lo, out_hi, even=even
         )
 
     def _requantize(self, m: Module, i: int, neuron: NeuronPlan, root: Value) -> Value:
@@ -536,7 +547,8 @@ class RequantizeSteps:
     ``value << shift`` (a flooring right shift when ``shift < 0``: a bit slice), a ReLU mux only
     where the shifted value can be negative, a SAT clamp only where it can leave
     ``[out_lo, out_hi]``; WRAP keeps the low bits. Rounding to nearest is not a step: it is a
-    ``+1/2`` constant folded into the value beforehand."""
+    ``+1/2`` constant folded into the value beforehand; ``even`` (``RND_CONV``) then clears the
+    kept LSB on a tie, an OR of the dropped bits and one AND (:func:`.fixed.shift_folded`)."""
 
     shift: int
     relu: bool
@@ -545,6 +557,7 @@ class RequantizeSteps:
     hi: int
     out_lo: int
     out_hi: int
+    even: bool = False
 
     @classmethod
     def of(
@@ -556,18 +569,24 @@ class RequantizeSteps:
         overflow: Overflow,
         out_lo: int,
         out_hi: int,
+        *,
+        even: bool = False,
     ) -> RequantizeSteps:
-        lo, hi = (lo << shift, hi << shift) if shift >= 0 else (lo >> -shift, hi >> -shift)
+        lo, hi = (shift_folded(v, shift, even) for v in (lo, hi))
         relu = activation is Activation.RELU and lo < 0
         if relu:
             lo, hi = 0, max(hi, 0)
         saturate = overflow is Overflow.SAT and (lo < out_lo or hi > out_hi)
-        return cls(shift, relu, saturate, lo, hi, out_lo, out_hi)
+        return cls(shift, relu, saturate, lo, hi, out_lo, out_hi, even)
 
     def build(self, m: Module, name: str, value: Value, width: int) -> Value:
         """The low ``width`` bits of the result for ``value``, through a signal ``name``."""
         shift = self.shift
         q = value << shift if shift >= 0 else value >> -shift
+        if self.even and len(q):  # LSB & (any dropped bit set); none dropped: every value ties
+            kept = value[:-shift].any() if shift < 0 else C(0, 1)
+            bits = Cat(q[0] & kept, q[1:])
+            q = bits.as_signed() if q.shape().signed else bits
         if self.relu:
             q = Mux(q < 0, 0, q)
         out_lo, out_hi = self.out_lo, self.out_hi

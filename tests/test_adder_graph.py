@@ -303,6 +303,15 @@ def test_two_negative_operands_of_three_are_negated_where_that_costs_fewer_luts(
             assert node.lo <= signal <= node.hi  # the signal fits the node's width
 
 
+def _without_later_passes(monkeypatch) -> None:
+    """Leave out the passes that run after the tree planning choices these tests compare
+    (:meth:`SharedAdderGraph.fuse_single_uses`, :meth:`SharedAdderGraph.unshare_unprofitable`,
+    tested in ``tests/test_fused_patterns.py``): they would make the compared plans share
+    different patterns."""
+    monkeypatch.setattr(SharedAdderGraph, "fuse_single_uses", lambda self, extra: 0)
+    monkeypatch.setattr(SharedAdderGraph, "unshare_unprofitable", lambda self, *args: 0)
+
+
 def test_ternary_plans_need_fewer_luts_with_the_sign_choice(monkeypatch):
     """On random layers, choosing the sign of two-negative sums lowers the plan's LUT count
     (a LUT per adder bit above the pass-through ones, two per second subtraction), choosing
@@ -327,6 +336,7 @@ def test_ternary_plans_need_fewer_luts_with_the_sign_choice(monkeypatch):
                 total += adder_tree.SECOND_SUBTRACTION_LUTS
         return total, doubles
 
+    _without_later_passes(monkeypatch)
     ir = random_model(np.random.default_rng(5), (24, 16, 8), name="m")
     options = RtlOptions(ternary_adders=True)
     chosen = build(ir, options)
@@ -376,6 +386,7 @@ def test_spare_slots_take_back_patterns_without_adding_adders(monkeypatch):
     every use lands in one are written back as their operands, which drops their adders and adds
     none to the trees (a tree of ``n`` leaves takes ``ceil((n - 1) / 2)`` adders either way),
     and every output still sums to its row."""
+    _without_later_passes(monkeypatch)
     layer, fmt = _matrix_layer(np.random.default_rng(3), 12, 10, 6)
     filled, shared = _ternary_plans(monkeypatch, layer, fmt, fill_spare_slots=lambda s, e: 0)
     dropped = len(shared.shared) - len(filled.shared)
