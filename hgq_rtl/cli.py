@@ -33,6 +33,7 @@ from .commands import (  # noqa: F401  (_beta_steps, _rtl_options, _train_config
     cmd_verify,
 )
 from .interop.command import register as register_interop
+from .ir.reference import CONV_EBOPS
 from .sweep.command import register as register_sweep
 from .train.config import ARCHITECTURES, CNN_DEFAULTS, GRANULARITIES
 from .train.config import TRAIN_DEFAULTS as D
@@ -186,6 +187,13 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
         "--task",
         choices=("classification", "regression"),
         help="what the network learns (default: the data set's task)",
+    )
+    g.add_argument(
+        "--conv-ebops",
+        choices=CONV_EBOPS,
+        help="how the resource term counts a convolution: unrolled (a kernel per output "
+        "position, --io parallel) or kernel (one shared kernel, --io stream); default "
+        f"{D.conv_ebops}, with --arch cnn {CNN_DEFAULTS['conv_ebops']}",
     )
 
 

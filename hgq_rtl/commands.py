@@ -53,6 +53,7 @@ def _train_config(args: argparse.Namespace):
         threads=args.threads,
         compile=args.compile,
         task=args.task,
+        conv_ebops=given("conv_ebops", "conv_ebops"),
     )
 
 

@@ -260,21 +260,47 @@ def predict(ir: IRModel, x_real: np.ndarray) -> np.ndarray:
     return np.argmax(to_real(ir.output, out), axis=1)
 
 
-def layer_ebops(layer: Layer, fmt: TensorFormat) -> int:
+#: How a convolution's EBOPs are counted (``IRModel.metadata["ebops_conv"]``, default
+#: ``"unrolled"``). HGQ counts one kernel application times the parallel instances of the
+#: kernel: ``"unrolled"`` builds one per output position (``rtl --io parallel``), ``"kernel"``
+#: one for all positions, the shared datapath of a stream (``--io stream``, one pixel per beat).
+CONV_EBOPS = ("unrolled", "kernel")
+
+
+def conv_ebops(ir: IRModel) -> str:
+    """How ``ir``'s convolutions are counted: its ``metadata["ebops_conv"]``, checked."""
+    mode = ir.metadata.get("ebops_conv", "unrolled")
+    if mode not in CONV_EBOPS:
+        raise ValueError(
+            f"metadata ebops_conv must be one of {', '.join(CONV_EBOPS)}, not {mode!r}"
+        )
+    return mode
+
+
+def layer_ebops(layer: Layer, fmt: TensorFormat, conv: str = "unrolled") -> int:
     """Exact EBOPs of one layer: for a dense layer the sum over products of
-    bits(weight) * width(input), for a conv layer that of its dense lowering; 0 for the other
-    kinds (they multiply by no constant)."""
-    layer = lower_layer(layer)
-    if not isinstance(layer, DenseLayer):
+    bits(weight) * width(input); for a conv layer that of its dense lowering (``conv=
+    "unrolled"``) or of its widest single kernel application, one output position
+    (``"kernel"``); 0 for the other kinds (they multiply by no constant)."""
+    if conv not in CONV_EBOPS:
+        raise ValueError(f"conv must be one of {', '.join(CONV_EBOPS)}, not {conv!r}")
+    lowered = lower_layer(layer)
+    if not isinstance(lowered, DenseLayer):
         return 0
-    return int((bit_span(layer.weight) * fmt.width[None, :]).sum())
+    if conv == "kernel" and lowered is not layer:
+        # rows of the lowering: (output channel, *output position) in C order
+        per_row = (bit_span(lowered.weight) * fmt.width[None, :]).sum(axis=1)
+        return int(per_row.reshape(layer.weight.shape[0], -1).sum(axis=0).max())
+    return int((bit_span(lowered.weight) * fmt.width[None, :]).sum())
 
 
 def ebops(ir: IRModel) -> int:
     """Exact EBOPs of the model (sum over every constant multiplication: dense and conv
-    layers)."""
+    layers; convolutions as :func:`conv_ebops` says)."""
+    conv = conv_ebops(ir)
     return sum(
-        layer_ebops(layer, fmt) for layer, fmt in zip(ir.layers, ir.input_formats(), strict=True)
+        layer_ebops(layer, fmt, conv)
+        for layer, fmt in zip(ir.layers, ir.input_formats(), strict=True)
     )
 
 
@@ -296,6 +322,8 @@ __all__ = [
     "by_input",
     "check_inputs",
     "dense_accumulate",
+    "CONV_EBOPS",
+    "conv_ebops",
     "ebops",
     "layer_ebops",
     "pre_overflow",

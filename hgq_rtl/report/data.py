@@ -258,7 +258,7 @@ def load_run(run_dir: str | Path, report: dict[str, Any] | None = None) -> RunDa
                         input_width=np.asarray(fmt.width),
                         output_width=np.asarray(layer.output.width),
                         bias_nonzero=int((layer.bias != 0).sum()),
-                        ebops=reference.layer_ebops(layer, fmt),
+                        ebops=reference.layer_ebops(layer, fmt, reference.conv_ebops(ir)),
                         live_products=live,
                     )
                 )

@@ -8,7 +8,8 @@ Sections (unknown sections and keys are refused, each by name):
 * ``[train]``: fixed :class:`TrainConfig` fields for every trial (``epochs``, ``batch_size``,
   ``learning_rate``, ``beta`` ...). A trial with ``arch = "cnn"`` takes
   :data:`~hgq_rtl.train.config.CNN_DEFAULTS` for those of ``hidden``, ``epochs``,
-  ``batch_size`` and ``beta`` the file does not give, as ``hgq-rtl train --arch cnn`` does.
+  ``batch_size``, ``beta`` and ``conv_ebops`` the file does not give, as ``hgq-rtl train
+  --arch cnn`` does.
 * ``[space]``: the searched fields. A list is a grid axis (every value is tried with every value
   of the other axes); a table with one key is a random draw per trial: ``{loguniform = [lo,
   hi]}``, ``{uniform = [lo, hi]}``, ``{randint = [lo, hi]}`` (both ends included) or

@@ -448,7 +448,8 @@ def freeze(
     The model must be an ``nn.Sequential`` that starts with ``QInput``; the layers it may hold
     are listed in the module docstring. Calibration happens in place (eval forwards of
     ``model`` then apply overflow exactly like the hardware); the returned IR is independent of
-    torch. Its metadata records the sample shape (``input_shape``).
+    torch. Its metadata records the sample shape (``input_shape``) and, where the convolutions
+    counted one kernel application each (``kernel_ebops``), ``ebops_conv = "kernel"``.
 
     Raises
     ------
@@ -476,11 +477,19 @@ def freeze(
         raise ValueError("the model has no QLinear or convolution layer")
     spatial = any(isinstance(layer, ConvLayer | MaxPoolNdLayer) for layer in low.layers)
     shape = first.shape if spatial else None
+    counted = {"kernel" if m.kernel_ebops else "unrolled" for m in model.modules()
+               if hasattr(m, "kernel_ebops")}  # fmt: skip
+    if len(counted) > 1:
+        raise ValueError("the convolutions count EBOPs differently (kernel_ebops): use one way")
     return IRModel(
         name=name,
         input=None,
         layers=tuple(low.layers),
-        metadata={"input_shape": list(first.shape), **dict(metadata or {})},
+        metadata={
+            "input_shape": list(first.shape),
+            **({"ebops_conv": "kernel"} if counted == {"kernel"} else {}),
+            **dict(metadata or {}),
+        },
         inputs=(ModelInput(MODEL_INPUT, data.fmt, shape, first.quantizer.overflow),),
     )
 

@@ -353,11 +353,15 @@ class _QConv(_QWeighted):
         init_bits: int = 8,
         bias_frac_bits: float = 8.0,
         granularity: Granularity = Granularity.ELEMENT,
+        kernel_ebops: bool = False,
     ) -> None:
         self._torch_conv.__init__(
             self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
             bias, padding_mode, device, dtype,
         )  # fmt: skip
+        #: count one kernel application (a stream's one shared kernel) instead of every
+        #: output position (a fully unrolled layer): ``ebops_conv`` of the frozen model
+        self.kernel_ebops = bool(kernel_ebops)
         if self.padding_mode != "zeros":
             raise ValueError(f"padding_mode must be 'zeros', not {self.padding_mode!r}")
         if isinstance(self.padding, str):
@@ -369,8 +373,12 @@ class _QConv(_QWeighted):
 
     def ebops(self, input_bits: torch.Tensor) -> torch.Tensor:
         """Differentiable EBOPs: every kernel application's ``sum bits(x) * bits(w)``, summed
-        over all output positions (zero padding costs nothing)."""
+        over all output positions (zero padding costs nothing); with ``kernel_ebops`` the
+        widest single application instead (with one format per input channel and no padding,
+        every application costs the same)."""
         bits = self._conv_forward(input_bits[None], self.weight_bits(), None)
+        if self.kernel_ebops:
+            return bits[0].sum(dim=0).amax()
         return bits.sum()
 
 
@@ -378,7 +386,8 @@ class QConv1d(_QConv, nn.Conv1d):
     """``nn.Conv1d`` with a learnable fixed-point format for every weight and bias.
 
     Same constructor as :class:`torch.nn.Conv1d` (zero padding only), plus keyword-only
-    ``init_bits``, ``bias_frac_bits`` and ``granularity`` as in :class:`QLinear`.
+    ``init_bits``, ``bias_frac_bits`` and ``granularity`` as in :class:`QLinear`, and
+    ``kernel_ebops`` (count the EBOPs of one kernel application, as a stream builds it).
     """
 
     _torch_conv = nn.Conv1d
@@ -388,7 +397,8 @@ class QConv2d(_QConv, nn.Conv2d):
     """``nn.Conv2d`` with a learnable fixed-point format for every weight and bias.
 
     Same constructor as :class:`torch.nn.Conv2d` (zero padding only), plus keyword-only
-    ``init_bits``, ``bias_frac_bits`` and ``granularity`` as in :class:`QLinear`.
+    ``init_bits``, ``bias_frac_bits`` and ``granularity`` as in :class:`QLinear`, and
+    ``kernel_ebops`` (count the EBOPs of one kernel application, as a stream builds it).
     """
 
     _torch_conv = nn.Conv2d

@@ -34,8 +34,9 @@ def build_model(config: TrainConfig, input_shape: tuple[int, ...], n_outputs: in
     format per channel (fractional bits per channel, sign and integer bits from the channel's
     range; per tensor with ``granularity="tensor"``) so the network can be generated as a
     stream, one datapath per layer for all positions. ``config.batch_norm`` fuses a BatchNorm
-    into every hidden dense and convolution layer. The output is linear (logits or regression
-    values).
+    into every hidden dense and convolution layer. ``config.conv_ebops`` says how the
+    resource term counts the convolutions (``"kernel"``: once, as a stream builds them). The
+    output is linear (logits or regression values).
     """
     input_shape = tuple(int(d) for d in input_shape)
     if not input_shape or min(input_shape) < 1:
@@ -83,7 +84,9 @@ def build_model(config: TrainConfig, input_shape: tuple[int, ...], n_outputs: in
     layers: list[nn.Module] = [QInput(input_shape, **per_channel)]
     shape = input_shape
     for channels in config.channels:
-        layer = conv(shape[0], channels, config.kernel_size, **w)
+        layer = conv(
+            shape[0], channels, config.kernel_size, kernel_ebops=config.conv_ebops == "kernel", **w
+        )
         shape = _conv_shape(layer, shape)
         if min(shape[1:]) < 2:
             raise ValueError(

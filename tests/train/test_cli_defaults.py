@@ -29,6 +29,8 @@ def test_cnn_takes_its_own_defaults() -> None:
     assert c.epochs == CNN_DEFAULTS["epochs"] != TRAIN_DEFAULTS.epochs
     assert c.batch_size == CNN_DEFAULTS["batch_size"]
     assert c.beta == CNN_DEFAULTS["beta"]
+    # a CNN becomes a stream with one kernel per convolution: its resource term counts that
+    assert c.conv_ebops == CNN_DEFAULTS["conv_ebops"] == "kernel" != TRAIN_DEFAULTS.conv_ebops
 
 
 @pytest.mark.parametrize("arch", ["mlp", "cnn"])
@@ -37,3 +39,4 @@ def test_given_options_win(arch: str) -> None:
     assert (c.epochs, c.batch_size, c.beta.start, c.hidden) == (3, 7, 0.0, ())
     c = config("--arch", arch, "--hidden", "5", "4")
     assert c.hidden == (5, 4)
+    assert config("--arch", arch, "--conv-ebops", "unrolled").conv_ebops == "unrolled"

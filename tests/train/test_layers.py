@@ -241,6 +241,58 @@ def test_conv_ebops_is_one_kernel_per_output_position():
     assert reference.ebops(ir) == expected
 
 
+def test_conv_kernel_ebops_is_the_widest_single_application():
+    """With ``kernel_ebops`` (a stream's one shared kernel) the exact EBOPs are those of the
+    widest kernel application, the frozen model says so in its metadata, and the surrogate
+    counts the same way: the per-position total of the unrolled count's positions."""
+    model = nn.Sequential(
+        QInput((2, 6, 6)),
+        QConv2d(2, 3, 3, kernel_ebops=True),
+        QActivation((3, 4, 4), Activation.LINEAR),
+    )
+    ir, _ = _check(model, (2, 6, 6), steps=3)
+    assert ir.metadata["ebops_conv"] == "kernel"
+    weight, _ = model[1].quantized()
+    frac = torch.floor(model[1].weight_quantizer.frac_bits + 0.5)
+    w_int = torch.ldexp(weight.detach().double(), frac.detach().double()).numpy().astype(np.int64)
+    width = ir.input.width.reshape(2, 6, 6)
+    per_position = [
+        int((bit_span(w_int) * width[None, :, y : y + 3, x : x + 3]).sum())
+        for y in range(4)
+        for x in range(4)
+    ]
+    assert reference.ebops(ir) == max(per_position)
+    unrolled = dataclasses.replace(ir, metadata={**ir.metadata, "ebops_conv": "unrolled"})
+    assert reference.ebops(unrolled) == sum(per_position)
+    bits = model[0].bits()
+    surrogate = model[1].ebops(bits)
+    model[1].kernel_ebops = False
+    every = F.conv2d(bits[None], model[1].weight_bits())[0].sum(dim=0)
+    assert torch.equal(surrogate, every.amax())
+    assert torch.equal(model[1].ebops(bits), every.sum())
+
+
+def test_conv_ebops_mode_is_checked():
+    model = nn.Sequential(
+        QInput((2, 6, 6)),
+        QConv2d(2, 3, 3, kernel_ebops=True),
+        QActivation((3, 4, 4)),
+        QConv2d(3, 2, 3),
+        QActivation((2, 2, 2), Activation.LINEAR),
+    )
+    with pytest.raises(ValueError, match="count EBOPs differently"):
+        freeze(model, torch.randn(16, 2, 6, 6))
+    ir, _ = _check(
+        nn.Sequential(QInput((2, 6, 6)), QConv2d(2, 3, 3), QActivation((3, 4, 4))), (2, 6, 6)
+    )
+    assert "ebops_conv" not in ir.metadata  # unrolled, as files of earlier versions
+    wrong = dataclasses.replace(ir, metadata={**ir.metadata, "ebops_conv": "both"})
+    with pytest.raises(ValueError, match="ebops_conv must be one of unrolled, kernel"):
+        reference.ebops(wrong)
+    with pytest.raises(ValueError, match="conv_ebops must be one of"):
+        TrainConfig(arch="cnn", conv_ebops="per-pixel")
+
+
 def test_fused_batch_norm_folds_running_statistics():
     layer = QLinearBN(4, 3, init_bits=12)
     x = torch.randn(64, 4) * 3 + 1
