@@ -9,13 +9,15 @@ removes it on failure, keeping the failing tool's logs beside it).
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import sys
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from hgq_rtl import guard
+from hgq_rtl import guard, processes
 
 from .base import (
     DEFAULT_TIMEOUT_S,
@@ -66,6 +68,49 @@ def _run_step(
         raise
     _progress(quiet, f" {seconds:.1f} s")
     return seconds
+
+
+class _Beside:
+    """A tool step run in a thread beside the caller's own steps: its seconds, or its error.
+
+    The step's logs go to a hidden file of its own when it fails (``log``), so that a failure
+    of the caller's step, whose logs go to the run's failed log, is never overwritten by the
+    logs of the step it stops."""
+
+    def __init__(self, run: Callable[[Path], float], log: Path) -> None:
+        self.log = log
+        self._seconds: float | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._target, args=(run,), daemon=True)
+        self._thread.start()
+
+    def _target(self, run: Callable[[Path], float]) -> None:
+        try:
+            self._seconds = run(self.log)
+        except BaseException as error:  # handed to the caller by result()
+            self._error = error
+
+    def _join(self) -> None:
+        while self._thread.is_alive():
+            self._thread.join(0.2)  # short waits: Ctrl-C and SIGTERM stay deliverable
+
+    def result(self, failed_log: Path) -> float:
+        """Wait for the step; its error is raised with its logs moved to ``failed_log``."""
+        self._join()
+        if self._error is None:
+            assert self._seconds is not None
+            return self._seconds
+        if self.log.is_file():
+            os.replace(self.log, failed_log)
+            if isinstance(self._error, SynthError):
+                raise SynthError(str(self._error).replace(str(self.log), str(failed_log)))
+        raise self._error
+
+    def stop(self) -> None:
+        """Kill the step's tool (every tool group of this process) and forget its logs."""
+        processes.kill_all()
+        self._join()
+        self.log.unlink(missing_ok=True)
 
 
 def synthesize(
@@ -157,14 +202,46 @@ def synthesize(
         for step in steps:
             step.render(work)
 
-        def run(step: ToolStep, exe: Path) -> float:
+        def run(step: ToolStep, exe: Path, log: Path = failed_log, quiet: bool = quiet) -> float:
             return _run_step(
-                step, work, tool_path=exe, timeout_s=timeout_s, failed_log=failed_log, quiet=quiet
+                step, work, tool_path=exe, timeout_s=timeout_s, failed_log=log, quiet=quiet
             )
+
+        xilinx_step = hierarchy if per_layer else xilinx
+        beside: _Beside | None = None
+        if nextpnr_exe is not None and (os.cpu_count() or 1) > 1:
+            # the Xilinx and the ECP5 flows are independent (Yosys runs on one core): side by
+            # side, the slower one sets the time
+            _progress(quiet, f"synth: {xilinx_step.label} ({xilinx_step.top}) ... started")
+            beside = _Beside(
+                lambda log: run(xilinx_step, yosys_exe, log, quiet=True),
+                failed_log.parent / f".{failed_log.name}.{os.getpid()}.xilinx",
+            )
+        try:
+            ecp5_lut4: int | None = None
+            ecp5_ff: int | None = None
+            fmax_mhz: float | None = None
+            nextpnr_seconds: float | None = None
+            if nextpnr_exe is not None:
+                nextpnr_seconds = run(ecp5, yosys_exe) + run(pnr, nextpnr_exe)
+                report_path = work / pnr.report_name
+                used = _read_report(report_path, parse_nextpnr_utilization)
+                fmax_mhz = _read_report(report_path, lambda t: parse_nextpnr_fmax(t, design.clock))
+                ecp5_lut4 = _read_report(work / pnr.log_name, parse_nextpnr_log_lut4)
+                ecp5_ff = used.get("TRELLIS_FF", 0)
+            if beside is not None:
+                yosys_seconds = beside.result(failed_log)
+                label = f"{xilinx_step.label} ({xilinx_step.top})"
+                _progress(quiet, f"synth: {label} ... {yosys_seconds:.1f} s")
+        except BaseException:  # a failure or an interrupt: the other tool stops too
+            if beside is not None:
+                beside.stop()
+            raise
+        if beside is None:
+            yosys_seconds = run(xilinx_step, yosys_exe)
 
         layers: dict[str, dict[str, int]] | None = None
         if per_layer:
-            yosys_seconds = run(hierarchy, yosys_exe)
             modules = _read_report(
                 work / hierarchy.stat_name, lambda t: parse_yosys_hierarchy(t, design.top)
             )
@@ -177,21 +254,9 @@ def synthesize(
                 cells=_sum_cells(c.cells for c in modules.values()),
             )
         else:
-            yosys_seconds = run(xilinx, yosys_exe)
             counts = _read_report(work / xilinx.stat_name, parse_yosys_xilinx_stat)
 
         bram, lutram = xilinx_memory(counts.cells)
-        ecp5_lut4: int | None = None
-        ecp5_ff: int | None = None
-        fmax_mhz: float | None = None
-        nextpnr_seconds: float | None = None
-        if nextpnr_exe is not None:
-            nextpnr_seconds = run(ecp5, yosys_exe) + run(pnr, nextpnr_exe)
-            report_path = work / pnr.report_name
-            used = _read_report(report_path, parse_nextpnr_utilization)
-            fmax_mhz = _read_report(report_path, lambda t: parse_nextpnr_fmax(t, design.clock))
-            ecp5_lut4 = _read_report(work / pnr.log_name, parse_nextpnr_log_lut4)
-            ecp5_ff = used.get("TRELLIS_FF", 0)
 
         report = SynthReport(
             lut=counts.lut,
