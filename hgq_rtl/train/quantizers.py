@@ -183,8 +183,11 @@ def _sum_to(values: torch.Tensor, shape: torch.Size) -> torch.Tensor:
 
 
 def _check_round_mode(round_mode: RoundMode) -> None:
-    if round_mode not in _ROUNDERS:
-        raise ValueError(f"round_mode must be a RoundMode, not {round_mode!r}")
+    if not isinstance(round_mode, RoundMode):
+        raise TypeError(f"round_mode must be a RoundMode, not {round_mode!r}")
+    if round_mode not in _ROUNDERS:  # RND_CONV: models imported from QONNX/HGQ2 only
+        trained = ", ".join(mode.value for mode in _ROUNDERS)
+        raise ValueError(f"training rounds with {trained}, not {round_mode.value}")
 
 
 def _chain_quantize(x: torch.Tensor, frac_bits: torch.Tensor, round_mode: RoundMode):
@@ -304,8 +307,7 @@ class WeightQuantizer(nn.Module):
         channel_ranges: bool = False,
     ) -> None:
         super().__init__()
-        if not isinstance(round_mode, RoundMode):
-            raise TypeError(f"round_mode must be a RoundMode, not {round_mode!r}")
+        _check_round_mode(round_mode)
         if not isinstance(channel_ranges, bool):
             raise TypeError(f"channel_ranges must be True or False, not {channel_ranges!r}")
         if init_bits < 1:
@@ -360,8 +362,7 @@ class ActivationQuantizer(nn.Module):
         channel_ranges: bool = False,
     ) -> None:
         super().__init__()
-        if not isinstance(round_mode, RoundMode):
-            raise TypeError(f"round_mode must be a RoundMode, not {round_mode!r}")
+        _check_round_mode(round_mode)
         if not isinstance(channel_ranges, bool):
             raise TypeError(f"channel_ranges must be True or False, not {channel_ranges!r}")
         if not isinstance(overflow, Overflow):

@@ -95,8 +95,10 @@ def test_fused_quantizer_equals_the_chain(dtype, mode, shared):
 
 def test_fused_quantizer_rejects_what_the_chain_rejected():
     for function in (quantize, quantize_with_bits):
-        with pytest.raises(ValueError, match="round_mode must be a RoundMode"):
+        with pytest.raises(TypeError, match="round_mode must be a RoundMode"):
             function(torch.ones(2), torch.ones(2), "RND")
+        with pytest.raises(ValueError, match="training rounds with RND, TRN, not RND_CONV"):
+            function(torch.ones(2), torch.ones(2), RoundMode.RND_CONV)
 
 
 @pytest.mark.parametrize("granularity", ["element", "channel"])

@@ -92,6 +92,8 @@ def test_weight_bits_surrogate():
 def test_bad_quantizer_options():
     with pytest.raises(TypeError, match="round_mode must be a RoundMode"):
         ActivationQuantizer(3, round_mode="RND")
+    with pytest.raises(ValueError, match="training rounds with RND, TRN, not RND_CONV"):
+        WeightQuantizer(torch.ones(2), round_mode=RoundMode.RND_CONV)
     with pytest.raises(ValueError, match="init_bits must be >= 1"):
         WeightQuantizer(torch.ones(2), init_bits=0)
 
