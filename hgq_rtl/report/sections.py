@@ -63,6 +63,12 @@ class _Context:
     def fmax_text(self) -> str:
         if not self.synthesis:
             return NOT_RUN
+        overfull = self.synthesis.get("ecp5_overfull")
+        if self.fmax is None and isinstance(overfull, dict) and overfull:
+            shown = ", ".join(
+                f"{name} {used:,} of {available:,}" for name, (used, available) in overfull.items()
+            )
+            return f"not placed: too large for the LFE5U-85F ({shown})"
         return fmt(self.fmax, 1, "MHz") if self.fmax is not None else NOT_MEASURED
 
     def latency_ns_text(self) -> str:

@@ -34,6 +34,7 @@ from .nextpnr import (
     NextpnrEcp5Step,
     parse_nextpnr_fmax,
     parse_nextpnr_log_lut4,
+    parse_nextpnr_overfull,
     parse_nextpnr_utilization,
 )
 from .report import CellCounts, FlowReport, SynthReport, xilinx_memory
@@ -222,13 +223,28 @@ def synthesize(
             ecp5_ff: int | None = None
             fmax_mhz: float | None = None
             nextpnr_seconds: float | None = None
+            ecp5_overfull: dict[str, list[int]] | None = None
             if nextpnr_exe is not None:
-                nextpnr_seconds = run(ecp5, yosys_exe) + run(pnr, nextpnr_exe)
-                report_path = work / pnr.report_name
-                used = _read_report(report_path, parse_nextpnr_utilization)
-                fmax_mhz = _read_report(report_path, lambda t: parse_nextpnr_fmax(t, design.clock))
-                ecp5_lut4 = _read_report(work / pnr.log_name, parse_nextpnr_log_lut4)
-                ecp5_ff = used.get("TRELLIS_FF", 0)
+                nextpnr_seconds = run(ecp5, yosys_exe)
+                try:
+                    nextpnr_seconds += run(pnr, nextpnr_exe)
+                except SynthError:
+                    overfull = _overfull(work / pnr.log_name)
+                    if not overfull:
+                        raise
+                    # the design is larger than the device: no Fmax, the rest stands
+                    failed_log.unlink(missing_ok=True)
+                    ecp5_overfull = {name: list(counts) for name, counts in overfull.items()}
+                    shown = ", ".join(f"{k} {u:,} of {a:,}" for k, (u, a) in overfull.items())
+                    _progress(quiet, f"synth: too large for the LFE5U-85F ({shown}): no Fmax")
+                else:
+                    report_path = work / pnr.report_name
+                    used = _read_report(report_path, parse_nextpnr_utilization)
+                    fmax_mhz = _read_report(
+                        report_path, lambda t: parse_nextpnr_fmax(t, design.clock)
+                    )
+                    ecp5_lut4 = _read_report(work / pnr.log_name, parse_nextpnr_log_lut4)
+                    ecp5_ff = used.get("TRELLIS_FF", 0)
             if beside is not None:
                 yosys_seconds = beside.result(failed_log)
                 label = f"{xilinx_step.label} ({xilinx_step.top})"
@@ -271,6 +287,7 @@ def synthesize(
             per_layer=layers,
             bram=bram,
             lutram=lutram,
+            ecp5_overfull=ecp5_overfull,
         )
         (work / REPORT_NAME).write_text(
             json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8"
@@ -279,6 +296,14 @@ def synthesize(
 
 
 CELL_KEYS = ("lut", "ff", "carry", "dsp")
+
+
+def _overfull(log: Path) -> dict[str, tuple[int, int]]:
+    """The resources a failed nextpnr run found short on the device (empty: another failure)."""
+    try:
+        return parse_nextpnr_overfull(log.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return {}
 
 
 def _sum_cells(tables: Iterable[dict[str, int]]) -> dict[str, int]:

@@ -121,6 +121,26 @@ def parse_nextpnr_log_lut4(text: str) -> int:
     return int(found[-1])
 
 
+_DEVICE_USE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%\s*$", re.MULTILINE)
+
+
+def parse_nextpnr_overfull(text: str) -> dict[str, tuple[int, int]]:
+    """The resources a nextpnr log's last "Device utilisation" table shows over the device's
+    count: ``{name: (used, available)}``; empty when everything fits (or there is no table).
+
+    A design that needs more cells of a kind than the device has cannot be placed
+    ("Unable to find legal placement"): that is a property of the design and the device, not
+    a failure of the tools.
+    """
+    table = text.rpartition("Device utilisation:")[2] if "Device utilisation:" in text else ""
+    table = table.split("\n\n")[0]
+    return {
+        name: (int(used), int(available))
+        for name, used, available in _DEVICE_USE.findall(table)
+        if int(used) > int(available)
+    }
+
+
 class _NextpnrStep(ToolStep):
     """nextpnr place and route from an options file and a clock-constraint file."""
 

