@@ -25,8 +25,8 @@ def _matrix_layer(rng: np.random.Generator, outputs: int, inputs: int, bits: int
 
 
 def _signal(node: Node, x: list[int], memo: dict[int, int]) -> int:
-    """The integer the hardware signal of ``node`` holds, computed as the components build it:
-    an adder aligns its operands' signals to its own shift and adds or subtracts them."""
+    """The integer the hardware signal of ``node`` holds, computed as the writers build it: an
+    adder of any arity aligns its operands' signals and adds or subtracts them."""
     if node.kind == "ref":
         return _signal(node.operands[0], x, memo)
     if node.kind == "input":
@@ -34,10 +34,11 @@ def _signal(node: Node, x: list[int], memo: dict[int, int]) -> int:
     if node.kind == "const":
         return node.hi
     if node.ident not in memo:
-        a, b = node.operands
-        lhs = _signal(a, x, memo) << (a.shift - node.shift)
-        rhs = _signal(b, x, memo) << (b.shift - node.shift)
-        memo[node.ident] = lhs - rhs if node.subtract else lhs + rhs
+        total = 0
+        for op, subtracted in zip(node.operands, node.subtracted, strict=True):
+            term = _signal(op, x, memo) << (op.shift - node.shift)
+            total += -term if subtracted else term
+        memo[node.ident] = total
     return memo[node.ident]
 
 

@@ -11,46 +11,15 @@ import re
 
 import numpy as np
 import pytest
+from test_adder_graph import _matrix_layer, _signal
 
 from hgq_rtl.binding import seal
 from hgq_rtl.ir import reference
-from hgq_rtl.ir.dense import DenseLayer
-from hgq_rtl.ir.fixed import RoundMode
-from hgq_rtl.ir.formats import TensorFormat
 from hgq_rtl.ir.random import random_model
 from rtl_gen.adder_graph import SharedAdderGraph
 from rtl_gen.adder_tree import Node, adder_luts
 from rtl_gen.components import DensePlan
 from rtl_gen.emit import RtlOptions, build, emit
-
-
-def _matrix_layer(rng: np.random.Generator, outputs: int, inputs: int, bits: int):
-    weight = rng.integers(-(2 ** (bits - 1)), 2 ** (bits - 1), size=(outputs, inputs))
-    fmt = TensorFormat(np.ones(inputs, bool), np.full(inputs, 5), np.zeros(inputs, int))
-    wide = TensorFormat(np.ones(outputs, bool), np.full(outputs, 30), np.zeros(outputs, int))
-    zeros = np.zeros(outputs, int)
-    layer = DenseLayer(
-        "d", weight, np.zeros_like(weight), zeros, zeros, wide, round_mode=RoundMode.TRN
-    )
-    return layer, fmt
-
-
-def _signal(node: Node, x: list[int], memo: dict[int, int]) -> int:
-    """The integer the hardware signal of ``node`` holds, computed as the writers build it: an
-    adder of any arity aligns its operands' signals and adds or subtracts them."""
-    if node.kind == "ref":
-        return _signal(node.operands[0], x, memo)
-    if node.kind == "input":
-        return x[node.input_index]
-    if node.kind == "const":
-        return node.hi
-    if node.ident not in memo:
-        total = 0
-        for op, subtracted in zip(node.operands, node.subtracted, strict=True):
-            term = _signal(op, x, memo) << (op.shift - node.shift)
-            total += -term if subtracted else term
-        memo[node.ident] = total
-    return memo[node.ident]
 
 
 def _plans(monkeypatch, layer, fmt) -> tuple[DensePlan, DensePlan]:

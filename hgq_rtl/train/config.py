@@ -186,7 +186,7 @@ TRAIN_DEFAULTS = TrainConfig()
 #: does the hardware). An epoch of Fashion-MNIST costs ~30 s on one core, so 150 epochs would
 #: take over an hour. These values train the Fashion-MNIST CNN (16, 32 channels, no hidden
 #: dense layer) to 0.892 test accuracy of the integer model at 55,350 EBOPs (β 1e-6: 0.876 at
-#: 28,016; the earlier unrolled count with β 1e-9: 0.896 at 122,263 counted this way) in 12
+#: 28,016; the earlier unrolled count with β 1e-9: 0.8957 at 122,263 counted this way) in 12
 #: epochs (README, "Fashion-MNIST CNN").
 CNN_DEFAULTS = {
     "hidden": (),
